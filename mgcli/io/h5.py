@@ -1,0 +1,191 @@
+"""HDF5 helpers shared by the artifacts: schema stamps, checks on open, tables as column groups."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Self
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from mgcli import __version__
+from mgcli.errors import SchemaError
+from mgcli.io.atomic import AtomicOutput
+
+SCHEMAS = {
+    "poses": "mgcli.poses/1",
+    "frames": "mgcli.frames/1",
+    "heatmaps": "mgcli.heatmaps/1",
+}
+STR = h5py.string_dtype("utf-8")
+
+
+def stamp(f: h5py.File, artifact: str, **attrs: Any) -> None:
+    """Write the schema, the writing mgcli version, the time, and extra attributes."""
+    f.attrs["schema"] = SCHEMAS[artifact]
+    f.attrs["mgcli_version"] = __version__
+    f.attrs["created"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    for key, value in attrs.items():
+        f.attrs[key] = json.dumps(value) if isinstance(value, dict | list) else value
+
+
+def schema_of(path: str | Path) -> str | None:
+    """The ``schema`` attribute of an HDF5 file, None when the file is not HDF5 or has none."""
+    try:
+        with h5py.File(path, "r") as f:
+            value = f.attrs.get("schema")
+    except OSError:
+        return None
+    return None if value is None else str(value)
+
+
+def open_artifact(path: str | Path, kind: str) -> h5py.File:
+    """Open an artifact read-only after checking it is HDF5 with the expected schema."""
+    path = Path(path)
+    if not path.is_file():
+        raise SchemaError("file not found", path)
+    try:
+        f = h5py.File(path, "r")
+    except OSError:
+        raise SchemaError("not an HDF5 file (truncated or another format?)", path) from None
+    expected = SCHEMAS[kind]
+    found = f.attrs.get("schema")
+    if found is None:
+        f.close()
+        raise SchemaError(f"no schema attribute: not an mgcli artifact (expected {expected})", path)
+    found = str(found)
+    name, _, version = found.partition("/")
+    exp_name, _, exp_version = expected.partition("/")
+    if name != exp_name:
+        f.close()
+        raise SchemaError(f"is a {found} artifact, expected {expected}", path)
+    if version != exp_version:
+        f.close()
+        newer = version.isdigit() and int(version) > int(exp_version)
+        hint = "upgrade mgcli to read it" if newer else "rebuild it with this mgcli"
+        raise SchemaError(f"schema {found} is not supported by mgcli {__version__} ({hint})", path)
+    return f
+
+
+REQUIRED_CLIP_COLUMNS = ("clip_id", "video_id", "start", "end", "label", "split")
+
+
+def check_clip_table(clips: pd.DataFrame, where: str | Path | None = None) -> None:
+    missing = [c for c in REQUIRED_CLIP_COLUMNS if c not in clips.columns]
+    if missing:
+        raise SchemaError(f"clip table lacks columns {missing}", where)
+    if clips["clip_id"].duplicated().any():
+        dup = clips.loc[clips["clip_id"].duplicated(), "clip_id"].iloc[0]
+        raise SchemaError(f"clip table has duplicated clip id {dup}", where)
+    bad = clips["end"] < clips["start"]
+    if bad.any():
+        raise SchemaError(f"clip {clips.loc[bad, 'clip_id'].iloc[0]} ends before it starts", where)
+
+
+def json_attr(f: h5py.File | h5py.Group, key: str, default: Any = None) -> Any:
+    value = f.attrs.get(key)
+    return default if value is None else json.loads(value)
+
+
+def write_table(group: h5py.Group, df: pd.DataFrame) -> None:
+    """A DataFrame as one dataset per column (strings as UTF-8, numbers as they are)."""
+    group.attrs["columns"] = json.dumps(list(df.columns))
+    for col in df.columns:
+        values = df[col].to_numpy()
+        if values.dtype.kind in "OUS":
+            group.create_dataset(col, data=np.asarray(values, dtype=object).astype(str).astype(object), dtype=STR)
+        else:
+            group.create_dataset(col, data=values)
+
+
+def read_table(group: h5py.Group) -> pd.DataFrame:
+    columns = json.loads(group.attrs["columns"])
+    data = {}
+    for col in columns:
+        ds = group[col]
+        data[col] = ds.asstr()[()] if ds.dtype.kind == "O" else ds[()]
+    return pd.DataFrame(data, columns=columns)
+
+
+class H5Writer:
+    """Base of the artifact writers: an HDF5 file under a temporary name, renamed on :meth:`close`.
+
+    Used as a context manager, an exception inside the block discards the temporary file, so the
+    final name only ever holds a complete artifact.
+    """
+
+    kind: str = ""
+
+    def __init__(self, path: str | Path, overwrite: bool = False, **attrs: Any) -> None:
+        self.path = Path(path)
+        self._out = AtomicOutput(self.path, overwrite)
+        self.f = h5py.File(self._out.tmp, "w")
+        stamp(self.f, self.kind, **attrs)
+
+    def set_clips(self, clips: pd.DataFrame) -> None:
+        """The clip table every artifact carries (clip_id, video_id, start, end, label, split, ...)."""
+        check_clip_table(clips, self.path)
+        write_table(self.f.create_group("clips"), clips)
+
+    def finish(self) -> None:
+        """Checks before the file is published (extend in subclasses)."""
+        if "clips" not in self.f:
+            raise SchemaError(f"{self.kind} artifact written without a clip table", self.path)
+
+    def close(self) -> None:
+        try:
+            self.finish()
+        except BaseException:
+            self.abort()
+            raise
+        self.f.close()
+        self._out.commit()
+
+    def abort(self) -> None:
+        self.f.close()
+        self._out.discard()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, et: type[BaseException] | None, e: BaseException | None, tb: object) -> None:
+        if e is None:
+            self.close()
+        else:
+            self.abort()
+
+
+class H5Artifact:
+    """Base of the artifact readers: opened read-only with the schema checked."""
+
+    kind: str = ""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.f = open_artifact(self.path, self.kind)
+        try:
+            self.load()
+        except KeyError as e:
+            self.f.close()
+            raise SchemaError(f"missing field {e}", self.path) from None
+        except BaseException:
+            self.f.close()
+            raise
+
+    def load(self) -> None:
+        """Read and check the file-level metadata (extend in subclasses)."""
+        self.class_names: list[str] = json_attr(self.f, "class_names", [])
+        self.clips = read_table(self.f["clips"])
+        check_clip_table(self.clips, self.path)
+
+    def close(self) -> None:
+        self.f.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
