@@ -1,7 +1,6 @@
 """Artifact formats (schema-stamped, atomically written, validated on read)."""
 
 from mgcli.io.atomic import AtomicOutput, atomic_output
-from mgcli.io.checkpoint import load_checkpoint, save_checkpoint
 from mgcli.io.frames import FramesFile, FramesWriter
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
 from mgcli.io.poses import PosesFile, PosesWriter, VideoPoses
@@ -12,3 +11,12 @@ __all__ = [
     "PosesWriter", "Scores", "VideoPoses", "atomic_output", "check_probabilities", "load_checkpoint",
     "read_scores", "save_checkpoint", "write_scores",
 ]  # fmt: skip
+
+
+def __getattr__(name: str) -> object:
+    # checkpoint I/O needs torch (seconds to import): load it only when asked for
+    if name in ("load_checkpoint", "save_checkpoint"):
+        from mgcli.io import checkpoint
+
+        return getattr(checkpoint, name)
+    raise AttributeError(f"module 'mgcli.io' has no attribute {name!r}")

@@ -1,0 +1,3 @@
+from mgcli.cli import main
+
+main()
