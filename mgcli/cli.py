@@ -160,6 +160,112 @@ def inspect(
     console.print(describe(path, lm))
 
 
+@app.command(
+    "extract-pose",
+    epilog=(
+        "Examples: [bold]mg extract-pose demo/sample -o demo/poses.h5 --frames-out demo/frames.h5[/]   "
+        "[bold]mg extract-pose videos/ --source video --backend mediapipe --layout coco17[/]"
+    ),
+)
+@handles_errors
+def extract_pose_cmd(
+    root: Annotated[Path, typer.Argument(help="A MiGA release root, a folder of videos, or one video.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The poses.h5 to write.")] = Path("poses.h5"),
+    source: Annotated[str, typer.Option(help="auto (release skeletons when present), skeleton or video.")] = "auto",
+    backend: Annotated[
+        str | None, typer.Option(help="Pose model for --source video: mediapipe, mediapipe-holistic or mmpose.")
+    ] = None,
+    layout: Annotated[
+        str | None,
+        typer.Option(help="Convert to this keypoint layout (openpose137, openpose35, body25, coco17, mediapipe33, mediapipe75, upper22)."),
+    ] = None,
+    skeleton_file: Annotated[str, typer.Option(help="Released skeleton to read: auto, xlsx or light_hand.")] = "auto",
+    max_persons: Annotated[int, typer.Option(help="Persons kept per video, the interviewee first.")] = 1,
+    frames_out: Annotated[Path | None, typer.Option(help="Also write the RGB clip cache (frames.h5) here.")] = None,
+    frame_size: Annotated[int, typer.Option(help="Short side of the cached frames.")] = 256,
+    jpeg_quality: Annotated[int, typer.Option(help="JPEG quality of the cached frames.")] = 90,
+    scope: Annotated[str, typer.Option(help="Video source: run the model on frames in clips, or all frames.")] = "clips",
+    img_shape: Annotated[
+        str | None, typer.Option(help="HxW of the original videos when only skeletons are present.")
+    ] = None,
+    workers: Annotated[int, typer.Option(help="Videos processed in parallel.")] = 1,
+    clips: Annotated[Path | None, typer.Option(help="For plain videos: clip table clip_id,video_id,start,end[,label,split].")] = None,
+    test_labels: Annotated[Path | None, typer.Option(help="CSV clip_id,label with the true test labels.")] = None,
+    label_map: Annotated[Path | None, typer.Option(help="CSV raw,label[,name] replacing the class table.")] = None,
+    pose_config: Annotated[str | None, typer.Option(help="mmpose: model config file or model alias.")] = None,
+    pose_checkpoint: Annotated[str | None, typer.Option(help="mmpose: checkpoint file (random init if omitted).")] = None,
+    det_config: Annotated[str | None, typer.Option(help="mmpose: MMDetection config for person boxes.")] = None,
+    det_checkpoint: Annotated[str | None, typer.Option(help="mmpose: MMDetection checkpoint.")] = None,
+    device: Annotated[str | None, typer.Option(help="mmpose: cpu, cuda or cuda:N (default: cuda when present).")] = None,
+    batch_size: Annotated[int, typer.Option(help="mmpose: frames per forward pass.")] = 16,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run, keeping its finished videos.")] = False,
+) -> None:
+    """Skeletons per video into poses.h5, from the released OpenPose files or a 2D pose model.
+
+    One decode pass also fills the RGB clip cache (--frames-out), so training never seeks in long
+    videos. Interrupted runs continue with --resume; an unreadable video is reported and skipped
+    while the others complete (exit code 1).
+    """
+    from rich.table import Table
+
+    from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
+    from mgcli.pose.backends import BackendSpec
+    from mgcli.pose.extract import ExtractOptions, extract_pose
+
+    spec = None
+    if backend is not None:
+        options: dict[str, Any] = {}
+        if backend == "mmpose":
+            options = dict(
+                config=pose_config, checkpoint=pose_checkpoint, det_config=det_config,
+                det_checkpoint=det_checkpoint, device=device, batch_size=batch_size,
+            )  # fmt: skip
+        spec = BackendSpec(backend, options)
+    opts = ExtractOptions(
+        source=source, backend=spec, layout=layout, skeleton_file=skeleton_file, max_persons=max_persons,
+        frames_out=frames_out, frame_size=frame_size, jpeg_quality=jpeg_quality, scope=scope,
+        img_shape=_parse_size(img_shape) if img_shape else None, workers=max(1, workers),
+    )  # fmt: skip
+    lm = LabelMap.from_csv(label_map) if label_map else DEFAULT_LABEL_MAP
+    with progress_bar() as bar:
+        overall = bar.add_task("videos", total=None)
+        per_video: dict[str, Any] = {}
+
+        def on_start(jobs: list[Any], src: str, lay: str) -> None:
+            bar.update(overall, total=len(jobs), description=f"videos ({src} -> {lay})")
+
+        def on_progress(vid: str, done: int, total: int) -> None:
+            if vid not in per_video:
+                per_video[vid] = bar.add_task(f"  {vid}", total=total)
+            bar.update(per_video[vid], completed=done, total=total)
+
+        def on_video(o: Any) -> None:
+            if o.video_id in per_video:
+                bar.remove_task(per_video.pop(o.video_id))
+            if not o.skipped:
+                bar.advance(overall)
+
+        report = extract_pose(
+            root, out, opts, lm, clips, test_labels, overwrite, resume, on_start, on_progress, on_video
+        )
+    table = Table(title=f"extract-pose: {report.source} -> {report.layout}", title_justify="left")
+    for col in ("video", "status", "frames", "model frames", "clips", "seconds"):
+        table.add_column(col, justify="left" if col in ("video", "status") else "right")
+    for o in report.outcomes:
+        status = "[dim]done earlier[/]" if o.skipped else "[green]ok[/]" if o.ok else f"[red]failed[/]: {o.message}"
+        model = f"{o.processed:,}" if o.processed else "-"
+        table.add_row(o.video_id, status, f"{o.frames:,}", model, str(o.clips), f"{o.seconds:.1f}")
+    if not state.quiet or report.failed:
+        console.print(table)
+    outputs = f"{report.poses}" + (f" and {report.frames}" if report.frames else "")
+    ok = len(report.outcomes) - len(report.failed)
+    console.print(f"[green]wrote[/] {outputs}: {ok} videos in {report.seconds:.1f} s")
+    if report.failed:
+        err_console.print(f"[bold red]{len(report.failed)} video(s) failed[/] and were left out (see the table)")
+        raise typer.Exit(1)
+
+
 def main() -> None:
     app(prog_name="mg")
 

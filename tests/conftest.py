@@ -9,6 +9,15 @@ import numpy as np
 import openpyxl
 import pytest
 
+SMALL_SAMPLE_ARGS = dict(videos=3, gestures=4, height=96, width=160, fps=25.0, seed=7)
+
+
+def _small_sample_config():  # noqa: ANN202 - imported lazily to keep collection fast
+    from mgcli.dataset.sample import SampleConfig
+
+    return SampleConfig(**SMALL_SAMPLE_ARGS)
+
+
 # A light_hand header as a spreadsheet export would have it.
 LH_HEADER = "frame," + ",".join(f"{a}{j}" for j in range(35) for a in ("x", "y", "c"))
 
@@ -44,6 +53,16 @@ def write_light_hand(path: Path, kp35: np.ndarray, header: bool, frames: list[in
     for f, row in zip(frames, kp35.reshape(len(kp35), -1).tolist(), strict=True):
         lines.append(",".join([str(f)] + [f"{v:.3f}" for v in row]))
     path.write_text("\r\n".join(lines) + "\r\n")
+
+
+@pytest.fixture(scope="session")
+def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 3-video synthetic sample (one per split), generated once per test session."""
+    from mgcli.dataset.sample import generate_sample
+
+    out = tmp_path_factory.mktemp("sample") / "s"
+    generate_sample(out, _small_sample_config(), workers=1)
+    return out
 
 
 @pytest.fixture

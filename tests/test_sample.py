@@ -4,23 +4,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
+from conftest import SMALL_SAMPLE_ARGS
 from mgcli.cli import app
 from mgcli.dataset import synth
 from mgcli.dataset.formats import LIGHT_HAND_FROM_OPENPOSE, read_light_hand_csv, read_openpose_xlsx
 from mgcli.dataset.release import Release
 from mgcli.dataset.sample import SampleConfig, confusable_ceiling, generate_sample
 
-SMALL = SampleConfig(videos=3, gestures=4, height=96, width=160, fps=25.0, seed=7)
-
-
-@pytest.fixture(scope="module")
-def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("sample") / "s"
-    generate_sample(out, SMALL, workers=1)
-    return out
+SMALL = SampleConfig(**SMALL_SAMPLE_ARGS)
 
 
 def test_release_layout(small_sample: Path) -> None:

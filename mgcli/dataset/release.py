@@ -112,7 +112,7 @@ def probe_video(path: str | Path) -> VideoInfo:
     return info
 
 
-def _find_split_folders(root: Path) -> list[tuple[Path, str, str]]:
+def find_split_folders(root: Path) -> list[tuple[Path, str, str]]:
     found = []
     own = classify_folder(root.name)
     if own and _has_video_dirs(root):
@@ -150,7 +150,7 @@ class Release:
             raise DataError("release root is not a folder", self.root)
         self.videos: dict[str, VideoEntry] = {}
         self._infos: dict[str, VideoInfo] = {}
-        self.split_folders = _find_split_folders(self.root)
+        self.split_folders = find_split_folders(self.root)
         if not self.split_folders:
             raise DataError(
                 "no release folders found (expected e.g. imigue_skeleton_train/{vid}/ or train_data/{vid}/)",

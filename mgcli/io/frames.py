@@ -4,7 +4,8 @@ Layout (schema ``mgcli.frames/1``)::
 
     attrs    schema, mgcli_version, created, short_side, quality, class_names (JSON)
     /frames/{clip_id}   variable-length uint8 [T]: one JPEG per frame of the clip, resized so the
-                        short side is ``short_side``; attrs frame_index (source frame numbers)
+                        short side is ``short_side`` (smaller videos are kept at their size);
+                        attrs frame_index (source frame numbers)
     /clips              table: clip_id, video_id, start, end, label, split
 """
 
@@ -23,10 +24,11 @@ from mgcli.io.h5 import H5Artifact, H5Writer, read_table
 JPEG = h5py.vlen_dtype(np.uint8)
 
 
-def resize_short_side(frame: np.ndarray, short_side: int) -> np.ndarray:
+def resize_short_side(frame: np.ndarray, short_side: int, upscale: bool = False) -> np.ndarray:
+    """Resize so the short side is ``short_side`` (smaller frames stay as they are unless ``upscale``)."""
     h, w = frame.shape[:2]
     scale = short_side / min(h, w)
-    if abs(scale - 1.0) < 1e-6:
+    if abs(scale - 1.0) < 1e-6 or (scale > 1 and not upscale):
         return frame
     size = (max(1, round(w * scale)), max(1, round(h * scale)))
     return cv2.resize(frame, size, interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
@@ -56,11 +58,16 @@ class FramesWriter(H5Writer):
 
     def add_clip(self, clip_id: str, frames_bgr: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
         """Store one clip's frames (BGR uint8, any size: resized to the short side here)."""
-        if len(frames_bgr) != len(frame_index) or not frames_bgr:
-            raise ValueError(f"clip {clip_id}: {len(frames_bgr)} frames for {len(frame_index)} indices")
-        ds = self._frames.create_dataset(clip_id, shape=(len(frames_bgr),), dtype=JPEG)
-        for i, frame in enumerate(frames_bgr):
-            ds[i] = encode_jpeg(resize_short_side(frame, self.short_side), self.quality)
+        jpegs = [encode_jpeg(resize_short_side(f, self.short_side), self.quality) for f in frames_bgr]
+        self.add_encoded(clip_id, jpegs, frame_index)
+
+    def add_encoded(self, clip_id: str, jpegs: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
+        """Store one clip's already encoded JPEG frames (uint8 byte arrays)."""
+        if len(jpegs) != len(frame_index) or not len(jpegs):
+            raise ValueError(f"clip {clip_id}: {len(jpegs)} frames for {len(frame_index)} indices")
+        ds = self._frames.create_dataset(clip_id, shape=(len(jpegs),), dtype=JPEG)
+        for i, jpeg in enumerate(jpegs):
+            ds[i] = jpeg
         ds.attrs["frame_index"] = np.asarray(frame_index, np.int64)
 
     def finish(self) -> None:

