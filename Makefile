@@ -1,6 +1,7 @@
 # mgcli — every target installs what it needs into .venv on first use.
 #   make test    the test suite (what CI runs)
 #   make demo    the pipeline on the bundled synthetic sample, on CPU
+#   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 
 PYTHON ?= python3
@@ -17,7 +18,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install test demo bench clean clean-demo
+.PHONY: install setup-mmpose test demo bench clean clean-demo
 
 install: $(STAMP)
 
@@ -28,14 +29,39 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev,mediapipe]'
 	touch $@
 
-test: install
+# MMPose 1.3.2 for `extract-pose --backend mmpose`. Plain `pip install mmpose` fails (chumpy does
+# not build) and mmcv-lite lacks the compiled ops mmpose/mmdet import, so mmcv 2.1.0 is built from
+# source (about 12 minutes on 2 cores the first time; pip caches the wheel). torch >= 2.10 headers
+# need C++20 while mmcv's setup.py asks for C++17: the cxx20 wrapper puts -std=c++20 last.
+MMPOSE_STAMP := $(VENV)/.mmpose-installed
+PIN := $(VENV)/pin-torch.txt
+
+setup-mmpose: $(MMPOSE_STAMP)
+
+$(MMPOSE_STAMP): $(STAMP)
+	printf '%s\n' $(TORCH) > $(PIN)
+	printf '#!/bin/sh\nexec g++ "$$@" -std=c++20\n' > $(VENV)/bin/cxx20 && chmod +x $(VENV)/bin/cxx20
+	$(PY) -m pip install -q -c $(PIN) "setuptools<81" wheel ninja cython mmengine==0.10.7
+	CXX=$(abspath $(VENV))/bin/cxx20 MMCV_WITH_OPS=1 MAX_JOBS=2 $(PY) -m pip install -q -c $(PIN) \
+		--no-build-isolation --no-binary xtcocotools \
+		mmcv==2.1.0 mmdet==3.3.0 xtcocotools==1.14.3 json_tricks munkres scipy six
+	$(PY) -m pip install -q -c $(PIN) --no-deps mmpose==1.3.2
+	touch $@
+
+test: install setup-mmpose
 	$(PY) -m pytest -q -n 2
 
 $(DEMO)/sample/sample.json: | install
 	$(MG) sample-data $(DEMO)/sample --overwrite
 
-demo: install $(DEMO)/sample/sample.json
+$(DEMO)/poses.h5: $(DEMO)/sample/sample.json
+	$(MG) extract-pose $(DEMO)/sample -o $@ --layout coco17 --frames-out $(DEMO)/frames.h5 \
+		--frame-size 128 --workers 2 --overwrite
+
+demo: install $(DEMO)/poses.h5
 	$(MG) inspect $(DEMO)/sample
+	$(MG) inspect $(DEMO)/poses.h5
+	$(MG) inspect $(DEMO)/frames.h5
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -18,7 +18,7 @@ import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
-from multiprocessing import Manager
+from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
@@ -255,7 +255,12 @@ def _fit_length(a: np.ndarray, total: int) -> np.ndarray:
 _WORKER: dict[str, Any] = {}
 
 
-def _init_worker(spec: BackendSpec | None, queue: Any) -> None:
+def _init_worker(spec: BackendSpec | None, queue: Any, threads: int) -> None:
+    if spec is not None:
+        # Share the cores between workers instead of letting each one's torch use all of them.
+        import torch
+
+        torch.set_num_threads(threads)
     _WORKER["backend"] = spec.create() if spec is not None else None
     _WORKER["queue"] = queue
 
@@ -412,9 +417,13 @@ def _run_parallel(
     on_video: Callable[[VideoOutcome], None] | None,
 ) -> list[VideoOutcome]:
     outcomes = []
-    with Manager() as manager:
+    # Spawned, not forked: pose libraries (MediaPipe, torch) do not survive a fork of a process
+    # that already loaded them.
+    ctx = get_context("spawn")
+    threads = max(1, (os.cpu_count() or 1) // opts.workers)
+    with ctx.Manager() as manager:
         queue = manager.Queue() if on_progress else None
-        with ProcessPoolExecutor(opts.workers, initializer=_init_worker, initargs=(spec, queue)) as pool:
+        with ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, queue, threads)) as pool:
             pending = {pool.submit(_worker_run, j, opts, source, target, parts / f"{j.video_id}.h5") for j in todo}
             while pending:
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
