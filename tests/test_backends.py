@@ -21,6 +21,18 @@ def carphone() -> Path:
     return Path(spec.submodule_search_locations[0]) / "datasets" / "data" / "carphone_pristine.mp4"
 
 
+def carphone_folder(tmp_path: Path, name: str, clips: str | None = None) -> tuple[Path, Path | None]:
+    """A folder holding the carphone video as ``{name}.mp4``, and a clip table if given."""
+    videos = tmp_path / "videos"
+    videos.mkdir()
+    shutil.copy(carphone(), videos / f"{name}.mp4")
+    if clips is None:
+        return videos, None
+    table = tmp_path / "clips.csv"
+    table.write_text(clips)
+    return videos, table
+
+
 def _y(kp: np.ndarray, layout: str, *names: str) -> float:
     lay = get_layout(layout)
     return float(np.mean([kp[lay.index(n), 1] for n in names]))
@@ -49,9 +61,7 @@ def test_mediapipe_on_a_photo(name: str) -> None:
 
 
 def test_mediapipe_on_a_video_of_a_person(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    shutil.copy(carphone(), videos / "carphone.mp4")
+    videos, _ = carphone_folder(tmp_path, "carphone")
     out = tmp_path / "poses.h5"
     report = extract_pose(videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe"), layout="coco17"))
     assert not report.failed
@@ -69,11 +79,9 @@ def test_mediapipe_on_a_video_of_a_person(tmp_path: Path) -> None:
 
 
 def test_plain_videos_with_a_clip_table(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    shutil.copy(carphone(), videos / "a.mp4")
-    table = tmp_path / "clips.csv"
-    table.write_text("clip_id,video_id,start,end,label,split\na_0,a,0,29,3,train\na_1,a,60,89,,test\n")
+    videos, table = carphone_folder(
+        tmp_path, "a", "clip_id,video_id,start,end,label,split\na_0,a,0,29,3,train\na_1,a,60,89,,test\n"
+    )
     out = tmp_path / "poses.h5"
     report = extract_pose(
         videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe")), clips_csv=table
@@ -123,11 +131,7 @@ def test_mmpose_with_an_mmdet_detector() -> None:
 
 
 def test_mmpose_end_to_end_on_a_video(tmp_path: Path) -> None:
-    videos = tmp_path / "videos"
-    videos.mkdir()
-    shutil.copy(carphone(), videos / "c.mp4")
-    table = tmp_path / "clips.csv"
-    table.write_text("clip_id,video_id,start,end\nc_0,c,10,21\n")
+    videos, table = carphone_folder(tmp_path, "c", "clip_id,video_id,start,end\nc_0,c,10,21\n")
     out = tmp_path / "poses.h5"
     report = extract_pose(videos, out, ExtractOptions(source="video", backend=_mmpose_spec(), layout="upper22"), clips_csv=table)
     assert not report.failed and report.outcomes[0].processed == 12
