@@ -58,10 +58,18 @@ $(DEMO)/poses.h5: $(DEMO)/sample/sample.json
 	$(MG) extract-pose $(DEMO)/sample -o $@ --layout coco17 --frames-out $(DEMO)/frames.h5 \
 		--frame-size 128 --workers 2 --overwrite
 
-demo: install $(DEMO)/poses.h5
+$(DEMO)/heatmaps-joint.h5: $(DEMO)/poses.h5
+	$(MG) build-heatmaps $< --kind joint -o $@ --overwrite
+
+$(DEMO)/heatmaps-limb.h5: $(DEMO)/poses.h5
+	$(MG) build-heatmaps $< --kind limb -o $@ --overwrite
+
+demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5
 	$(MG) inspect $(DEMO)/sample
 	$(MG) inspect $(DEMO)/poses.h5
 	$(MG) inspect $(DEMO)/frames.h5
+	$(MG) inspect $(DEMO)/heatmaps-joint.h5
+	$(MG) build-heatmaps $(DEMO)/heatmaps-joint.h5 --preview 0001_0 -o $(DEMO)/preview-0001_0.png
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
