@@ -284,6 +284,9 @@ def build_heatmaps_cmd(
     size: Annotated[int, typer.Option(help="Stored heatmap size (square, after PoseCompact).")] = 64,
     padding: Annotated[float, typer.Option(help="PoseCompact padding ratio.")] = 0.25,
     dtype: Annotated[str, typer.Option(help="uint8 (error <= 1/510) or float16.")] = "uint8",
+    layout: Annotated[
+        str | None, typer.Option(help="Convert the poses to this keypoint layout first (default: as recorded).")
+    ] = None,
     splits: Annotated[str, typer.Option(help="Comma-separated splits to include.")] = "train,val,test",
     preview: Annotated[
         str | None, typer.Option(help="Instead of building: draw this clip of a heatmaps file into -o PNG.")
@@ -302,7 +305,7 @@ def build_heatmaps_cmd(
         png = draw_preview(poses, preview, out)
         console.print(f"[green]wrote[/] {png}")
         return
-    opts = BuildOptions(kind=kind, sigma=sigma, size=size, padding=padding, dtype=dtype,
+    opts = BuildOptions(kind=kind, sigma=sigma, size=size, padding=padding, dtype=dtype, layout=layout,
                         splits=tuple(s.strip() for s in splits.split(",") if s.strip()))  # fmt: skip
     with progress_bar() as bar:
         task = bar.add_task(f"{kind} heatmaps", total=None)

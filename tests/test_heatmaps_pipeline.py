@@ -138,6 +138,11 @@ def test_cli_build_and_preview(heatmaps: Path) -> None:
     png = heatmaps / "preview.png"
     r = runner.invoke(app, ["build-heatmaps", str(out), "--preview", cid, "-o", str(png)])
     assert r.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    up = heatmaps / "upper.h5"
+    r = runner.invoke(app, ["--quiet", "build-heatmaps", str(heatmaps / "poses.h5"), "--layout", "upper22", "-o", str(up)])
+    assert r.exit_code == 0, r.output
+    with HeatmapsFile(up) as hm:
+        assert hm.layout == "upper22" and hm.read(cid).shape[0] == 22
     r = runner.invoke(app, ["build-heatmaps", str(heatmaps / "poses.h5"), "--kind", "bones", "-o", str(heatmaps / "x.h5")])
     assert r.exit_code == 2 and "--kind must be joint or limb" in r.stderr
     assert not (heatmaps / "x.h5").exists()

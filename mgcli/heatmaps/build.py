@@ -32,7 +32,7 @@ from mgcli.heatmaps.pipeline import PoseViewConfig, pose_compact, resize, train_
 from mgcli.heatmaps.render import generate
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
 from mgcli.io.poses import PosesFile
-from mgcli.pose.layouts import Layout, get_layout
+from mgcli.pose.layouts import Layout, convert, get_layout
 
 
 @dataclass(frozen=True)
@@ -45,6 +45,7 @@ class BuildOptions:
     hw_ratio: float = 1.0
     dtype: str = "uint8"
     splits: tuple[str, ...] = ("train", "val", "test")
+    layout: str | None = None  # convert the poses to this layout first (None: as recorded)
 
 
 def channels(layout: Layout, kind: str) -> tuple[int, np.ndarray]:
@@ -77,7 +78,7 @@ def build_heatmaps(
     t0 = time.perf_counter()
     torch.set_grad_enabled(False)
     with PosesFile(poses_path) as poses:
-        layout = get_layout(poses.layout)
+        layout = get_layout(opts.layout or poses.layout)
         channels(layout, opts.kind)
         clips = poses.clips[poses.clips["split"].isin(opts.splits)].reset_index(drop=True)
         if clips.empty:
@@ -92,6 +93,8 @@ def build_heatmaps(
                 for c in group.itertuples():
                     kp = video.keypoint[:, c.start : c.end + 1]
                     sc = video.keypoint_score[:, c.start : c.end + 1]
+                    if layout.name != poses.layout:
+                        kp, sc = convert(kp, sc, poses.layout, layout)
                     if kp.shape[1] != c.end - c.start + 1:
                         raise MgError(f"clip {c.clip_id} runs past the end of video {vid}'s skeleton", poses_path)
                     ckp, csc, vol = render_clip(kp, sc, video.img_shape, layout, opts)
