@@ -41,6 +41,16 @@ def encode_jpeg(frame_bgr: np.ndarray, quality: int) -> np.ndarray:
     return buf.reshape(-1)
 
 
+def write_clip_jpegs(group: h5py.Group, clip_id: str, jpegs: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
+    """One clip's JPEG frames as a variable-length dataset with its source frame numbers."""
+    if len(jpegs) != len(frame_index) or not len(jpegs):
+        raise ValueError(f"clip {clip_id}: {len(jpegs)} frames for {len(frame_index)} indices")
+    ds = group.create_dataset(clip_id, shape=(len(jpegs),), dtype=JPEG)
+    for i, jpeg in enumerate(jpegs):
+        ds[i] = jpeg
+    ds.attrs["frame_index"] = np.asarray(frame_index, np.int64)
+
+
 class FramesWriter(H5Writer):
     kind = "frames"
 
@@ -63,12 +73,7 @@ class FramesWriter(H5Writer):
 
     def add_encoded(self, clip_id: str, jpegs: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
         """Store one clip's already encoded JPEG frames (uint8 byte arrays)."""
-        if len(jpegs) != len(frame_index) or not len(jpegs):
-            raise ValueError(f"clip {clip_id}: {len(jpegs)} frames for {len(frame_index)} indices")
-        ds = self._frames.create_dataset(clip_id, shape=(len(jpegs),), dtype=JPEG)
-        for i, jpeg in enumerate(jpegs):
-            ds[i] = jpeg
-        ds.attrs["frame_index"] = np.asarray(frame_index, np.int64)
+        write_clip_jpegs(self._frames, clip_id, jpegs, frame_index)
 
     def finish(self) -> None:
         super().finish()

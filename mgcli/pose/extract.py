@@ -32,7 +32,7 @@ from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
 from mgcli.dataset.release import probe_video
 from mgcli.errors import DataError, MgError, OutputExistsError
 from mgcli.io.atomic import AtomicOutput, check_output
-from mgcli.io.frames import JPEG, FramesWriter, encode_jpeg, resize_short_side
+from mgcli.io.frames import FramesWriter, encode_jpeg, resize_short_side, write_clip_jpegs
 from mgcli.io.poses import PosesWriter, VideoPoses
 from mgcli.pose.backends import BackendSpec, PoseBackend
 from mgcli.pose.layouts import convert, get_layout
@@ -145,10 +145,7 @@ def _decode(
                     buffers[cid].append(jpeg)
                     i = position[cid]
                     if ends[i] == t:
-                        ds = frames_group.create_dataset(cid, shape=(len(buffers[cid]),), dtype=JPEG)
-                        for k, b in enumerate(buffers.pop(cid)):
-                            ds[k] = b
-                        ds.attrs["frame_index"] = np.arange(starts[i], ends[i] + 1, dtype=np.int64)
+                        write_clip_jpegs(frames_group, cid, buffers.pop(cid), range(starts[i], ends[i] + 1))
             if want_pose:
                 batch_idx.append(t)
                 batch_rgb.append(cv2.cvtColor(frame, cv2.COLOR_BGR2RGB))
@@ -309,7 +306,7 @@ def extract_pose(
     t0 = time.perf_counter()
     root, out = Path(root), Path(out)
     # Frame counts are checked per video, so one unreadable video does not stop the others.
-    jobs, table, _ = plan(
+    jobs, table = plan(
         root, label_map, Path(clips_csv) if clips_csv else None, Path(test_labels) if test_labels else None,
         check_frames=False,
     )

@@ -75,8 +75,8 @@ def plan(
     clips_csv: Path | None = None,
     test_labels: Path | None = None,
     check_frames: bool = True,
-) -> tuple[list[VideoJob], pd.DataFrame, bool]:
-    """Jobs (one per video), the clip table, and whether ``root`` is a MiGA release."""
+) -> tuple[list[VideoJob], pd.DataFrame]:
+    """Jobs (one per video) and the clip table, from a MiGA release or a plain folder of videos."""
     if not root.exists():
         raise DataError("not found", root)
     is_release = root.is_dir() and not find_videos_only(root)
@@ -87,7 +87,7 @@ def plan(
             VideoJob(vid, e.split, e.video, e.openpose_xlsx, e.light_hand_csv, table[table["video_id"] == vid])
             for vid, e in sorted(release.videos.items())
         ]
-        return jobs, table, True
+        return jobs, table
     videos = find_videos(root)
     if not videos:
         raise DataError("no MiGA release folders and no videos found", root)
@@ -107,7 +107,7 @@ def plan(
         for vid, p in zip(ids, videos, strict=True)
         if (table["video_id"] == vid).any()
     ]
-    return jobs, table, False
+    return jobs, table
 
 
 def find_videos_only(root: Path) -> bool:
