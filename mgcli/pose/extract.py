@@ -284,12 +284,6 @@ def _resolve_source(jobs: list[VideoJob], opts: ExtractOptions) -> str:
     return "skeleton" if has_skeleton and opts.backend is None else "video"
 
 
-def _native_layouts(jobs: list[VideoJob], source: str, opts: ExtractOptions, backend_layout: str | None) -> set[str]:
-    if source == "video":
-        return {backend_layout or ""}
-    return {found[0] for j in jobs if (found := j.skeleton_file(opts.skeleton_file)) is not None}
-
-
 def extract_pose(
     root: str | Path,
     out: str | Path,
@@ -317,26 +311,23 @@ def extract_pose(
         if missing:
             raise DataError(f"--source video needs every video; missing {missing[0]}.mp4 ({len(missing)} in all)", root)
         probe = spec.create()  # fails early and clearly when the backend is not installed
-        backend_layout, backend_desc = probe.layout, probe.describe()
+        natives = [probe.layout]
+        src_desc = f"video:{probe.describe()}"
         probe.close()
     else:
-        for j in jobs:
-            if j.skeleton_file(opts.skeleton_file) is None:
+        found = [j.skeleton_file(opts.skeleton_file) for j in jobs]
+        for j, f in zip(jobs, found, strict=True):
+            if f is None:
                 raise missing_skeleton(j, opts.skeleton_file)
-        backend_layout, backend_desc = None, ""
-    natives = _native_layouts(jobs, source, opts, backend_layout)
+        natives = sorted({f[0] for f in found if f is not None})
+        src_desc = f"release:{'+'.join(natives)}"
     if opts.layout is None and len(natives) > 1:
         raise MgError(
-            f"videos come in different layouts ({', '.join(sorted(natives))}); choose one with --layout "
+            f"videos come in different layouts ({', '.join(natives)}); choose one with --layout "
             "(e.g. --layout openpose35)"
         )
-    target = opts.layout or natives.pop()
+    target = opts.layout or natives[0]
     get_layout(target)
-    src_desc = (
-        f"release:{'+'.join(sorted(_native_layouts(jobs, source, opts, None)))}"
-        if source == "skeleton"
-        else f"video:{backend_desc}"
-    )
 
     parts = parts_dir_for(out)
     fingerprint = {**opts.fingerprint(out), "backend": asdict(spec) if spec else None}

@@ -11,7 +11,7 @@ import pandas as pd
 
 from mgcli.dataset.formats import dense_light_hand, read_light_hand_csv, read_openpose_xlsx
 from mgcli.dataset.labels import LabelMap
-from mgcli.dataset.release import CLIP_COLUMNS, Release
+from mgcli.dataset.release import CLIP_COLUMNS, Release, find_split_folders, probe_video
 from mgcli.errors import DataError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg")
@@ -79,7 +79,7 @@ def plan(
     """Jobs (one per video) and the clip table, from a MiGA release or a plain folder of videos."""
     if not root.exists():
         raise DataError("not found", root)
-    is_release = root.is_dir() and not find_videos_only(root)
+    is_release = root.is_dir() and bool(find_split_folders(root))
     if is_release:
         release = Release(root, label_map, test_labels)
         table = release.clips(check_frames=check_frames)
@@ -98,8 +98,6 @@ def plan(
     if clips_csv is not None:
         table = read_clips_csv(clips_csv, set(ids))
     else:
-        from mgcli.dataset.release import probe_video
-
         rows = [(f"{vid}_0", vid, "test", 0, probe_video(p).frames - 1, -1, -1) for vid, p in zip(ids, videos, strict=True)]
         table = pd.DataFrame.from_records(rows, columns=list(CLIP_COLUMNS))
     jobs = [
@@ -110,11 +108,6 @@ def plan(
     return jobs, table
 
 
-def find_videos_only(root: Path) -> bool:
-    """True when ``root`` has no release folders (a plain folder of videos)."""
-    from mgcli.dataset.release import find_split_folders
-
-    return not find_split_folders(root)
 
 
 def missing_skeleton(job: VideoJob, prefer: str) -> DataError:
