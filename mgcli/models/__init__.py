@@ -1,0 +1,267 @@
+"""Recognition models by name: builders, their specs, and option checking for configs.
+
+Each entry of :data:`MODELS` names a builder function whose keyword arguments are the options a
+run config may set (``model: {name: posec3d_slowonly, base_channels: 32, ...}``).
+:func:`build_model` checks those options against the builder's annotations, so a typo or a wrong
+type is a one-line :class:`~mgcli.errors.MgError` rather than a traceback.
+
+- ``posec3d_slowonly``: PoseConv3D's SlowOnly ResNet3d over pseudo-heatmap volumes
+  (joints or limbs as channels), 48 x 56 x 56 in the paper.
+- ``rgb_slowonly``: a SlowOnly ResNet-50 over RGB clips, 8 x 224 x 224, optionally inflated from
+  ImageNet 2D weights; normalises uint8 frames on the device.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from torch import nn
+
+from mgcli.errors import MgError
+from mgcli.models.classifier import Classifier
+from mgcli.models.heads import I3DHead
+from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
+
+__all__ = [
+    "MODELS",
+    "Bottleneck3d",
+    "Classifier",
+    "I3DHead",
+    "ModelSpec",
+    "ResNet3d",
+    "build_model",
+    "count_parameters",
+    "inflate_2d_weights",
+    "model_table",
+    "posec3d_slowonly",
+    "rgb_slowonly",
+]
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0..255 scale, RGB order
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+# --------------------------------------------------------------------------- builders
+
+def posec3d_slowonly(
+    num_classes: int,
+    in_channels: int = 17,
+    base_channels: int = 32,
+    stage_blocks: tuple[int, ...] = (4, 6, 3),
+    conv1_kernel: tuple[int, ...] = (1, 7, 7),
+    conv1_stride: tuple[int, ...] = (1, 1),
+    pool1_stride: tuple[int, ...] = (1, 1),
+    inflate: tuple[int, ...] = (0, 1, 1),
+    spatial_strides: tuple[int, ...] = (2, 2, 2),
+    temporal_strides: tuple[int, ...] = (1, 1, 2),
+    dropout: float = 0.5,
+) -> Classifier:
+    """PoseConv3D (SlowOnly, 3 stages, width 32) on heatmap volumes ``[N, K, T, 56, 56]``.
+
+    ``in_channels`` is the number of joints or limbs. Heatmaps are already 0..1 floats, so the
+    input is not normalised. A 48 x 56 x 56 clip gives a ``[N, 512, 24, 7, 7]`` feature map.
+    """
+    backbone = ResNet3d(
+        in_channels, base_channels, stage_blocks, conv1_kernel, conv1_stride, pool1_stride,
+        inflate, spatial_strides, temporal_strides,
+    )
+    return Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout))
+
+
+def rgb_slowonly(
+    num_classes: int,
+    in_channels: int = 3,
+    base_channels: int = 64,
+    stage_blocks: tuple[int, ...] = (3, 4, 6, 3),
+    conv1_kernel: tuple[int, ...] = (1, 7, 7),
+    conv1_stride: tuple[int, ...] = (1, 2),
+    pool1_stride: tuple[int, ...] = (1, 2),
+    inflate: tuple[int, ...] = (0, 0, 1, 1),
+    spatial_strides: tuple[int, ...] = (1, 2, 2, 2),
+    temporal_strides: tuple[int, ...] = (1, 1, 1, 1),
+    dropout: float = 0.5,
+    pretrained: str | None = None,
+) -> Classifier:
+    """SlowOnly ResNet-50 on RGB clips ``[N, 3, T, 224, 224]`` (uint8 or 0..255 floats).
+
+    Frames are normalised with the ImageNet mean/std inside the model (only when
+    ``in_channels`` is 3; other inputs go in as they are). ``pretrained`` is
+    ``"imagenet"`` (torchvision's ResNet-50 IMAGENET1K_V1) or a path to a torchvision-format 2D
+    ResNet state dict; its kernels are inflated along time. An 8 x 224 x 224 clip gives a
+    ``[N, 2048, 8, 7, 7]`` feature map.
+    """
+    backbone = ResNet3d(
+        in_channels, base_channels, stage_blocks, conv1_kernel, conv1_stride, pool1_stride,
+        inflate, spatial_strides, temporal_strides,
+    )
+    if pretrained is not None:
+        unfilled = inflate_2d_weights(backbone, load_resnet50_2d(pretrained))
+        if len(unfilled) == len(_weight_names(backbone)):
+            raise MgError(f"pretrained weights {pretrained!r} match no layer of this network")
+        if unfilled:
+            shown = ", ".join(unfilled[:4]) + (", ..." if len(unfilled) > 4 else "")
+            warnings.warn(f"rgb_slowonly: {len(unfilled)} tensors not filled from {pretrained!r} ({shown})",
+                          stacklevel=2)
+    mean = IMAGENET_MEAN if in_channels == 3 else None
+    std = IMAGENET_STD if in_channels == 3 else None
+    return Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout), mean, std)
+
+
+def _weight_names(model: nn.Module) -> list[str]:
+    """State-dict names that 2D inflation can fill (everything but ``num_batches_tracked``)."""
+    return [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+
+
+# --------------------------------------------------------------------------- the table of models
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What a model name means: its builder, the input it eats and its paper-size clip.
+
+    Attributes:
+        builder: ``builder(num_classes, **options) -> Classifier``.
+        input_kind: ``"heatmaps"`` (pose volumes) or ``"frames"`` (RGB clips).
+        description: one line for ``mg models``.
+        clip_size: ``(T, H, W)`` of one sample at the paper's size.
+    """
+
+    builder: Callable[..., Classifier]
+    input_kind: str
+    description: str
+    clip_size: tuple[int, int, int]
+
+    def default_in_channels(self) -> int:
+        """The builder's default ``in_channels``."""
+        return inspect.signature(self.builder).parameters["in_channels"].default
+
+    def example_input(self, in_channels: int | None = None) -> tuple[int, int, int, int]:
+        """Shape ``(C, T, H, W)`` of one sample at the paper size, e.g. ``(17, 48, 56, 56)``."""
+        c = self.default_in_channels() if in_channels is None else in_channels
+        return (c, *self.clip_size)
+
+
+MODELS: dict[str, ModelSpec] = {
+    "posec3d_slowonly": ModelSpec(
+        posec3d_slowonly, "heatmaps",
+        "PoseConv3D SlowOnly ResNet3d (3 stages, width 32) on joint or limb heatmap volumes", (48, 56, 56)),
+    "rgb_slowonly": ModelSpec(
+        rgb_slowonly, "frames",
+        "SlowOnly ResNet-50 on RGB clips, optionally inflated from ImageNet weights", (8, 224, 224)),
+}
+
+
+# --------------------------------------------------------------------------- option checking
+
+class _Mismatch(Exception):
+    """Raised inside :func:`_coerce` when a value does not fit an annotation."""
+
+
+def _describe(hint: Any) -> str:
+    """A human name for a type annotation: ``int``, ``list of int``, ``str or null``."""
+    if hint is type(None):
+        return "null"
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in typing.get_args(hint))
+    if origin is tuple:
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"list of {_describe(args[0])}"
+        return f"list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
+    return getattr(hint, "__name__", str(hint))
+
+
+def _coerce(value: Any, hint: Any) -> Any:
+    """``value`` converted to fit ``hint`` (lists -> tuples, int -> float), or :class:`_Mismatch`."""
+    if hint is Any:
+        return value
+    if hint is type(None):
+        if value is None:
+            return None
+        raise _Mismatch
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(hint):
+            try:
+                return _coerce(value, arg)
+            except _Mismatch:
+                pass
+        raise _Mismatch
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise _Mismatch
+        args = typing.get_args(hint)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0]) for v in value)
+        if len(args) != len(value):
+            raise _Mismatch
+        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
+    if hint is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        raise _Mismatch
+    if hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        raise _Mismatch
+    if isinstance(hint, type):
+        if isinstance(value, hint):
+            return value
+        raise _Mismatch
+    return value
+
+
+def build_model(name: str, num_classes: int, **options: Any) -> Classifier:
+    """Build model ``name`` with ``num_classes`` outputs, checking ``options`` against its builder.
+
+    Lists are accepted for tuple options (YAML has no tuples) and ints for float options.
+    Unknown names, unknown options, wrong types and invalid settings raise :class:`MgError`.
+    """
+    spec = MODELS.get(name)
+    if spec is None:
+        raise MgError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
+    if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
+        raise MgError(f"model {name}: num_classes must be a positive int, got {num_classes!r}")
+    hints = typing.get_type_hints(spec.builder)
+    accepted = [p for p in inspect.signature(spec.builder).parameters if p != "num_classes"]
+    kwargs = {}
+    for key, value in options.items():
+        if key not in accepted:
+            raise MgError(f"model {name}: unknown option {key!r} (accepted: {', '.join(sorted(accepted))})")
+        try:
+            kwargs[key] = _coerce(value, hints.get(key, Any))
+        except _Mismatch:
+            raise MgError(f"model {name}: option {key!r} must be {_describe(hints[key])}, got {value!r}") from None
+    try:
+        return spec.builder(num_classes, **kwargs)
+    except ValueError as e:
+        raise MgError(f"model {name}: {e}") from None
+
+
+# --------------------------------------------------------------------------- summaries
+
+def count_parameters(model: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers excluded)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def model_table(num_classes: int = 32) -> list[dict[str, Any]]:
+    """One row per model (name, input_kind, params, input, description), built with default options."""
+    rows = []
+    for name, spec in MODELS.items():
+        model = spec.builder(num_classes)
+        c, t, h, w = spec.example_input()
+        rows.append({
+            "name": name,
+            "input_kind": spec.input_kind,
+            "params": count_parameters(model),
+            "input": f"{c} x {t} x {h} x {w} (C x T x H x W)",
+            "description": spec.description,
+        })
+    return rows
