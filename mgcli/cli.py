@@ -318,6 +318,127 @@ def build_heatmaps_cmd(
     )
 
 
+OverridesArg = Annotated[
+    list[str] | None,
+    typer.Argument(
+        help="Config overrides KEY=VALUE with dotted keys, e.g. train.epochs=3 data.path=demo/heatmaps-joint.h5 "
+        "model.base_channels=16.",
+        show_default=False,
+    ),
+]
+
+
+def _train_command(
+    config: Path | None,
+    overrides: list[str] | None,
+    name: str | None,
+    out_dir: Path | None,
+    gpus: int,
+    procs: int,
+    cpu: bool,
+    resume: bool,
+    overwrite: bool,
+    kinds: tuple[str, ...],
+    command: str,
+) -> None:
+    from mgcli.models import MODELS
+    from mgcli.train.config import load_config
+    from mgcli.train.loop import launch
+
+    extra = list(overrides or [])
+    if name is not None:
+        extra.append(f"name={name}")
+    if out_dir is not None:
+        extra.append(f"out_dir={out_dir}")
+    cfg = load_config(config, extra)
+    spec = MODELS.get(cfg.model["name"])
+    if spec is not None and spec.input_kind not in kinds:
+        raise MgError(f"model {cfg.model['name']} is not trained by {command} (reads {spec.input_kind})", config)
+    metrics = launch(cfg, gpus=gpus, procs=procs, cpu=cpu, resume=resume, overwrite=overwrite, quiet=state.quiet)
+    for split, s in metrics.get("splits", {}).items():
+        if s["n"]:
+            console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "
+                          f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
+    console.print(f"[green]wrote[/] {cfg.run_dir}/ (model.pt, scores-*.csv, metrics.json, plots)")
+
+
+@app.command(
+    "train-branch",
+    epilog=(
+        "Examples: [bold]mg train-branch --config pipelines/sample_pose_joint.yaml[/]   "
+        "[bold]mg train-branch -c pipelines/imigue_rgb.yaml --gpus 4 train.batch_size=8[/]   "
+        "[bold]torchrun --nnodes 2 --nproc-per-node 8 -m mgcli train-branch -c pipelines/imigue_pose_joint.yaml[/]"
+    ),
+)
+@handles_errors
+def train_branch_cmd(
+    overrides: OverridesArg = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")] = None,
+    name: Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder of runs (default: runs).")] = None,
+    gpus: Annotated[int, typer.Option(help="Train on N GPUs: N processes, DDP over NCCL, batch size per GPU.")] = 0,
+    procs: Annotated[int, typer.Option(help="Train in N CPU processes (DDP over gloo).")] = 1,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+) -> None:
+    """Train one modality: the PoseConv3D pose branch (heatmaps) or the RGB branch (frames.h5).
+
+    Writes runs/NAME/: model.pt (best on val), last.pt (resumable), scores-val.csv and
+    scores-test.csv (softmax averaged over test views), metrics.json, curves.png and confusion
+    matrices. Every config field can be overridden as KEY=VALUE.
+    """
+    _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
+                   ("heatmaps", "frames"), "train-branch")  # fmt: skip
+
+
+@app.command(
+    "evaluate",
+    epilog="Example: [bold]mg evaluate runs/sample_pose_joint/model.pt --split test -o scores.csv --overwrite[/]",
+)
+@handles_errors
+def evaluate_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="model.pt of a run.")],
+    split: Annotated[str, typer.Option(help="val, test or train (or a split name of the artifact).")] = "test",
+    data: Annotated[Path | None, typer.Option(help="Artifact to read (default: the run's data.path).")] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Scores CSV (default: scores-SPLIT.csv beside the checkpoint).")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Clips per batch (default: the run's).")] = None,
+    workers: Annotated[int | None, typer.Option(help="DataLoader workers (default: the run's).")] = None,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing scores file.")] = False,
+) -> None:
+    """Evaluate a saved model alone: multi-view test, softmax averaged over views, scores CSV."""
+    from mgcli.train.loop import evaluate_checkpoint
+
+    path, s = evaluate_checkpoint(checkpoint, split, data, out, batch_size, workers, overwrite,
+                                  use_cuda=not cpu, quiet=state.quiet)  # fmt: skip
+    if s["n"]:
+        console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "
+                      f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
+    else:
+        console.print(f"{split}: no labels, scores only")
+    console.print(f"[green]wrote[/] {path}")
+
+
+@app.command("models", epilog="Example: [bold]mg models[/]")
+@handles_errors
+def models_cmd(
+    num_classes: Annotated[int, typer.Option(help="Classes for the parameter count.")] = 32,
+) -> None:
+    """The models a config can name, with parameter counts and input shapes at the paper's sizes."""
+    from rich.table import Table
+
+    from mgcli.models import model_table
+
+    table = Table("model", "reads", "parameters", "input per sample", "description")
+    table.columns[0].no_wrap = table.columns[2].no_wrap = True
+    for row in model_table(num_classes):
+        table.add_row(row["name"], row["input_kind"], f"{row['params'] / 1e6:.2f} M", row["input"], row["description"])
+    console.print(table)
+
+
 def main() -> None:
     app(prog_name="mg")
 

@@ -95,3 +95,15 @@ def mini_release(tmp_path: Path) -> Path:
     write_xlsx_openpyxl(d / "0303_openpose.xlsx", openpose_rows(15, 2))
     write_video(root / "imigue_rgb_phase2" / "0303" / "0303.mp4", 15)
     return root
+
+
+@pytest.fixture(scope="session")
+def train_artifacts(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """poses.h5, frames.h5 (64 px) and heatmaps-joint.h5 of the small sample, built once per session."""
+    from mgcli.heatmaps.build import BuildOptions, build_heatmaps
+    from mgcli.pose.extract import ExtractOptions, extract_pose
+
+    d = tmp_path_factory.mktemp("artifacts")
+    extract_pose(small_sample, d / "poses.h5", ExtractOptions(layout="coco17", frames_out=d / "frames.h5", frame_size=64))
+    build_heatmaps(d / "poses.h5", d / "heatmaps-joint.h5", BuildOptions(kind="joint", size=64))
+    return d

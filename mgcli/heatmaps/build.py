@@ -68,6 +68,7 @@ def render_clip(
     return kp, np.asarray(score, np.float32), vol.numpy()
 
 
+@torch.no_grad()
 def build_heatmaps(
     poses_path: str | Path,
     out: str | Path,
@@ -76,7 +77,6 @@ def build_heatmaps(
     progress: Callable[[int, int], None] | None = None,
 ) -> dict[str, float]:
     t0 = time.perf_counter()
-    torch.set_grad_enabled(False)
     with PosesFile(poses_path) as poses:
         layout = get_layout(opts.layout or poses.layout)
         channels(layout, opts.kind)

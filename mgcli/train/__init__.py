@@ -1,0 +1,1 @@
+"""Training: run configs, the one training loop, distributed launch, evaluation."""

@@ -1,0 +1,224 @@
+"""Run configs: YAML files in ``pipelines/`` plus ``key.sub=value`` overrides, checked into dataclasses.
+
+A config has the sections below; every field can be overridden on the command line with a dotted
+path (``train.epochs=3``, ``model.base_channels=8``, ``data.view.clip_len=16``). Unknown keys and
+values of the wrong type are refused with one line naming the file and the key. ``model`` holds
+the model name plus the builder's options (checked against the builder's signature), and
+``data.view`` the sampling/augmentation options of the artifact's dataset (pose heatmaps or RGB
+frames), checked against that dataset's view config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mgcli.errors import MgError
+
+
+@dataclass
+class DataConfig:
+    path: str = ""  # heatmaps-*.h5 (pose) or frames.h5 (RGB)
+    view: dict[str, Any] = field(default_factory=dict)  # the dataset's view options (clip_len, sizes, ...)
+    workers: int = 2  # DataLoader workers per process
+    train_split: str = "train"
+    val_split: str = "val"
+    test_split: str = "test"
+
+
+@dataclass
+class OptimConfig:
+    lr: float = 0.1  # for the global batch of the paper; scale it with batch_size x processes
+    momentum: float = 0.9
+    weight_decay: float = 3e-4
+    nesterov: bool = True
+
+
+@dataclass
+class ScheduleConfig:
+    kind: str = "cosine"  # cosine | multistep
+    milestones: tuple[int, ...] = ()  # multistep: epochs where the lr is multiplied by gamma
+    gamma: float = 0.1
+    min_lr: float = 0.0  # cosine: final lr
+    warmup_epochs: float = 0.0  # linear warm-up (may be fractional), per iteration
+    warmup_ratio: float = 0.1  # warm-up starts at lr x warmup_ratio
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 24
+    batch_size: int = 16  # per process: the global batch is batch_size x processes (GPUs)
+    grad_clip: float | None = 40.0  # max gradient norm; null disables
+    label_smoothing: float = 0.0
+    amp: bool = True  # CUDA only: float16 autocast + gradient scaling
+    channels_last: bool = True  # CUDA only: channels_last_3d memory format
+    val_every: int = 1  # evaluate on the validation split every N epochs (0: only at the end)
+    eval_batch_size: int = 2  # clips per evaluation batch (each clip has several views)
+
+
+@dataclass
+class RunConfig:
+    name: str = "run"
+    out_dir: str = "runs"
+    seed: int = 0
+    deterministic: bool = True  # torch.use_deterministic_algorithms where torch allows
+    model: dict[str, Any] = field(default_factory=lambda: {"name": "posec3d_slowonly"})
+    data: DataConfig = field(default_factory=DataConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_dir(self) -> Path:
+        return Path(self.out_dir) / self.name
+
+    def to_dict(self) -> dict[str, Any]:
+        return _plain(dataclasses.asdict(self))
+
+
+def _plain(value: Any) -> Any:
+    """Tuples to lists, recursively, so the dict dumps to YAML/JSON and loads with weights_only."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def coerce(value: Any, tp: Any, key: str, where: str | Path | None) -> Any:
+    """``value`` checked against the annotation ``tp`` (YAML lists become tuples, ints floats)."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return coerce(value, a, key, where)
+            except MgError:
+                pass
+        raise MgError(f"{key} must be {_type_name(tp)}, got {value!r}", where)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise MgError(f"{key} must be a list, got {value!r}", where)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
+        if len(args) != len(value):
+            raise MgError(f"{key} must be a list of {len(args)} values, got {value!r}", where)
+        return tuple(coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(args, value, strict=True)))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise MgError(f"{key} must be a mapping, got {value!r}", where)
+        return dict(value)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, where, prefix=f"{key}.")
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif tp is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    elif isinstance(tp, type) and isinstance(value, tp):
+        return value
+    raise MgError(f"{key} must be {_type_name(tp)}, got {value!r}", where)
+
+
+def from_dict(cls: type, values: Any, where: str | Path | None = None, prefix: str = "") -> Any:
+    """Build the dataclass ``cls`` from a mapping, refusing unknown keys and wrong types."""
+    if values is None:
+        values = {}
+    if not isinstance(values, dict):
+        raise MgError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {values!r}", where)
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = [k for k in values if k not in names]
+    if unknown:
+        raise MgError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(names)})", where)
+    kwargs = {k: coerce(v, hints[k], f"{prefix}{k}", where) for k, v in values.items()}
+    return cls(**kwargs)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b.c=value`` -> (["a", "b", "c"], value parsed as YAML)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip() or any(not p for p in key.strip().split(".")):
+        raise MgError(f"override {text!r} is not KEY=VALUE (e.g. train.epochs=3)")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    for text in overrides:
+        path, value = parse_override(text)
+        node = raw
+        for p in path[:-1]:
+            nxt = node.get(p)
+            if nxt is None:
+                nxt = node[p] = {}
+            if not isinstance(nxt, dict):
+                raise MgError(f"override {text!r}: {p} is not a section")
+            node = nxt
+        node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
+    """The run config from a YAML file (or the defaults) with ``overrides`` applied."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise MgError("config file not found", path)
+        try:
+            raw = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise MgError(f"not valid YAML ({str(e).splitlines()[0]})", path) from None
+        if not isinstance(raw, dict):
+            raise MgError("a config must be a mapping of sections", path)
+        if "name" not in raw:
+            raw["name"] = path.stem
+    raw = apply_overrides(raw, list(overrides))
+    cfg = from_dict(RunConfig, raw, path)
+    if not isinstance(cfg.model.get("name"), str):
+        raise MgError("model.name must name a model (see `mg models`)", path)
+    if cfg.schedule.kind not in ("cosine", "multistep"):
+        raise MgError(f"schedule.kind must be cosine or multistep, got {cfg.schedule.kind!r}", path)
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(cfg.train, key) < 1:
+            raise MgError(f"train.{key} must be at least 1", path)
+    if cfg.data.workers < 0:
+        raise MgError("data.workers must be 0 or more", path)
+    return cfg
+
+
+def config_from_dict(raw: dict[str, Any], where: str | Path | None = None) -> RunConfig:
+    """A config saved in a checkpoint or a run folder, checked the same way."""
+    return from_dict(RunConfig, raw, where)
+
+
+def dump_config(cfg: RunConfig) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

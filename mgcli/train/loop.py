@@ -1,0 +1,595 @@
+"""The one training loop: every model (pose branch, RGB branch, later fused / GCN / token fusion) trains here.
+
+A run writes ``runs/NAME/``:
+
+- ``config.yaml``      the resolved config (file + overrides);
+- ``last.pt``          everything needed to continue (weights, optimizer, scaler, epoch, RNG states,
+                       history, best score), rewritten atomically after every epoch; ``--resume``
+                       continues from it and gives the same weights as an uninterrupted run;
+- ``model.pt``         the best weights by validation top-1 (the last ones without a validation
+                       split), in the checkpoint format of ``mgcli.io.checkpoint``;
+- ``scores-val.csv``, ``scores-test.csv``   softmax probabilities averaged over the test views;
+- ``metrics.json``     history per epoch, top-1/top-5/per-class accuracy, timings;
+- ``curves.png``, ``confusion-{split}.png``.
+
+Each process draws its own shard of every epoch's permutation; evaluation shards the clips without
+padding and gathers them, so the scores hold every clip exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from mgcli.errors import MgError, OutputExistsError
+from mgcli.io.atomic import atomic_output
+from mgcli.io.checkpoint import load_checkpoint, save_checkpoint
+from mgcli.train import distributed as dist_
+from mgcli.train.config import RunConfig, config_from_dict, dump_config
+from mgcli.train.data import artifact_kind, has_split, open_split, view_config
+from mgcli.train.distributed import Context
+from mgcli.train.progress import Reporter, RichReporter
+
+RUN_FILES = (
+    "last.pt",
+    "model.pt",
+    "config.yaml",
+    "metrics.json",
+    "scores-val.csv",
+    "scores-test.csv",
+    "curves.png",
+    "confusion-val.png",
+    "confusion-test.png",
+)
+# Keys that may differ when a run is resumed (they change how, not what, is computed) -- and epochs,
+# to extend a finished run.
+RESUMABLE_CHANGES = {"train.epochs", "data.workers", "train.eval_batch_size", "out_dir"}
+
+
+# ----------------------------------------------------------------------------------------- schedule
+
+
+def lr_at(cfg: RunConfig, epoch: float) -> float:
+    """The learning rate at fractional ``epoch`` (warm-up, then cosine or multistep), per iteration."""
+    base, s = cfg.optim.lr, cfg.schedule
+    if s.warmup_epochs > 0 and epoch < s.warmup_epochs:
+        return base * (s.warmup_ratio + (1.0 - s.warmup_ratio) * epoch / s.warmup_epochs)
+    if s.kind == "multistep":
+        return base * s.gamma ** sum(epoch >= m for m in s.milestones)
+    span = max(cfg.train.epochs - s.warmup_epochs, 1e-9)
+    t = min(max((epoch - s.warmup_epochs) / span, 0.0), 1.0)
+    return s.min_lr + (base - s.min_lr) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+# ------------------------------------------------------------------------------------------- model
+
+
+def build_for_data(cfg: RunConfig, num_classes: int, in_channels: int, kind: str, where: Path | None = None) -> torch.nn.Module:
+    """The config's model, checked against the artifact it reads."""
+    from mgcli.models import MODELS, build_model
+
+    options = {k: v for k, v in cfg.model.items() if k != "name"}
+    name = cfg.model["name"]
+    spec = MODELS.get(name)
+    if spec is not None and spec.input_kind != kind:
+        raise MgError(f"model {name} reads {spec.input_kind}, but data.path is a {kind} artifact", where)
+    given = options.pop("in_channels", None)
+    if given is not None and given != in_channels:
+        raise MgError(f"model.in_channels is {given} but the data has {in_channels} channels", where)
+    return build_model(name, num_classes, in_channels=in_channels, **options)
+
+
+def sample_channels(dataset: Any) -> int:
+    return int(dataset.num_channels)
+
+
+# -------------------------------------------------------------------------------------- evaluation
+
+
+@dataclass
+class Predictions:
+    clip_ids: list[str]
+    labels: np.ndarray  # int64 [N], -1 unknown
+    probs: np.ndarray  # float64 [N, K]
+
+    @property
+    def loss(self) -> float | None:
+        known = self.labels >= 0
+        if not known.any():
+            return None
+        p = self.probs[known, self.labels[known]]
+        return float(-np.log(np.clip(p, 1e-12, None)).mean())
+
+
+def _autocast(ctx: Context, enabled: bool) -> Any:
+    return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=enabled and ctx.cuda)
+
+
+def _to_device(x: torch.Tensor, ctx: Context, channels_last: bool) -> torch.Tensor:
+    x = x.to(ctx.device, non_blocking=True)
+    if channels_last and ctx.cuda and x.dim() == 5:
+        x = x.contiguous(memory_format=torch.channels_last_3d)
+    return x
+
+
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    dataset: Any,
+    ctx: Context,
+    batch_size: int = 2,
+    workers: int = 0,
+    amp: bool = True,
+    channels_last: bool = True,
+    reporter: Reporter | None = None,
+    split: str = "",
+) -> Predictions:
+    """Softmax probabilities averaged over each clip's test views, for every clip of ``dataset``.
+
+    Each process takes clips ``rank, rank + world, ...`` (no padding), and the results are
+    gathered in clip order on every process."""
+    reporter = reporter or Reporter()
+    was_training = model.training
+    model.eval()
+    mine = list(range(ctx.rank, len(dataset), ctx.world))
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, mine),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=ctx.cuda,
+    )
+    reporter.eval_start(split, len(mine))
+    chunks = []
+    for x, _ in loader:
+        b, v = x.shape[:2]
+        x = _to_device(x.flatten(0, 1), ctx, channels_last)
+        with _autocast(ctx, amp):
+            logits = model(x)
+        probs = logits.float().softmax(-1).view(b, v, -1).mean(1)
+        chunks.append(probs.cpu().double().numpy())
+        reporter.eval_step(b)
+    reporter.eval_end()
+    model.train(was_training)
+    k = chunks[0].shape[1] if chunks else 0
+    mine_probs = np.concatenate(chunks) if chunks else np.zeros((0, k))
+    gathered = dist_.all_gather_objects(ctx, (mine, mine_probs))
+    order = np.concatenate([np.asarray(idx, np.int64) for idx, _ in gathered])
+    probs = np.concatenate([p for _, p in gathered if len(p)])
+    probs = probs[np.argsort(order)]
+    if len(probs) != len(dataset):
+        raise RuntimeError(f"gathered {len(probs)} predictions for {len(dataset)} clips")
+    return Predictions(list(dataset.clip_ids), np.asarray(dataset.labels, np.int64), probs)
+
+
+def write_predictions(preds: Predictions, run_dir: Path, split: str, class_names: list[str]) -> dict[str, Any]:
+    """``scores-{split}.csv`` (+ ``confusion-{split}.png`` when labelled); the metrics summary."""
+    from mgcli.io.scores import write_scores
+    from mgcli.report import plot_confusion, summarize
+
+    write_scores(run_dir / f"scores-{split}.csv", preds.clip_ids, preds.labels, preds.probs)
+    summary = summarize(preds.probs, preds.labels, class_names)
+    if summary["n"]:
+        cm = np.asarray(summary["confusion"])
+        plot_confusion(cm, class_names, run_dir / f"confusion-{split}.png", title=f"{run_dir.name}: {split}")
+    return summary
+
+
+# ---------------------------------------------------------------------------------------- training
+
+
+def _cpu_seconds() -> float:
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _set_determinism(cfg: RunConfig, ctx: Context) -> None:
+    if cfg.deterministic:
+        import os
+
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+    else:
+        torch.backends.cudnn.benchmark = ctx.cuda
+
+
+def _epoch_indices(n: int, seed: int, epoch: int, ctx: Context) -> list[int]:
+    """This process's shard of the epoch's permutation (padded so every process gets as many)."""
+    g = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    perm = torch.randperm(n, generator=g).tolist()
+    per = math.ceil(n / ctx.world)
+    perm += perm[: per * ctx.world - n]
+    return perm[ctx.rank :: ctx.world]
+
+
+def check_config_change(saved: dict[str, Any], now: dict[str, Any], where: Path, prefix: str = "") -> None:
+    """Refuse to resume a run with a config that changes what is computed."""
+    for key in sorted(set(saved) | set(now)):
+        path = f"{prefix}{key}"
+        a, b = saved.get(key), now.get(key)
+        if isinstance(a, dict) and isinstance(b, dict):
+            check_config_change(a, b, where, f"{path}.")
+        elif a != b and path not in RESUMABLE_CHANGES:
+            raise MgError(
+                f"the config differs from the run's at {path} (run: {a!r}, now: {b!r}); "
+                "resume with the same config, or --overwrite to start again",
+                where,
+            )
+
+
+def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check_outputs: bool = True) -> dict[str, Any]:
+    """Check everything a run needs before any process starts: data, model options, run folder
+    (``check_outputs``: refuse to replace a run unless ``overwrite``, find ``last.pt`` to resume).
+
+    Returns facts about the data (kind, channels, classes, splits)."""
+    if resume and overwrite:
+        raise MgError("--resume and --overwrite exclude each other")
+    path = Path(cfg.data.path)
+    kind = artifact_kind(path)
+    view_config(kind, cfg.data.view)
+    train = open_split(cfg, cfg.data.train_split, train=True)
+    if (np.asarray(train.labels) < 0).any():
+        raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
+    classes = list(train.class_names)
+    model = build_for_data(cfg, len(classes), sample_channels(train), kind, path)
+    facts = {
+        "kind": kind,
+        "in_channels": sample_channels(train),
+        "class_names": classes,
+        "params": sum(p.numel() for p in model.parameters()),
+        "splits": {
+            s: has_split(path, s) for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split)
+        },
+    }
+    run_dir = cfg.run_dir
+    last = run_dir / "last.pt"
+    if not check_outputs:
+        return facts
+    if resume:
+        if not last.is_file():
+            raise MgError("nothing to resume: no last.pt (start the run without --resume)", run_dir)
+        saved = load_checkpoint(last)
+        check_config_change(saved["config"], cfg.to_dict(), last)
+    elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES):
+        raise OutputExistsError("the run folder already holds a run (pass --resume to continue it or --overwrite)", run_dir)
+    return facts
+
+
+def _save_state(
+    path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, cfg: RunConfig,
+    class_names: list[str], epoch: int, rng: list[dict[str, Any]], history: list[dict[str, Any]], best: dict[str, Any],
+) -> None:
+    save_checkpoint(
+        path,
+        model.state_dict(),
+        cfg.to_dict(),
+        class_names,
+        optimizer=optimizer.state_dict(),
+        scaler=scaler.state_dict(),
+        epoch=epoch,
+        rng=rng,
+        history=history,
+        best=best,
+    )
+
+
+def _rng_state(ctx: Context) -> dict[str, Any]:
+    state = {"cpu": torch.get_rng_state()}
+    if ctx.cuda:
+        state["cuda"] = torch.cuda.get_rng_state(ctx.device)
+    return state
+
+
+def _set_rng_state(ctx: Context, state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if ctx.cuda and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], ctx.device)
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    with atomic_output(path, True) as tmp:
+        Path(tmp).write_text(json.dumps(data, indent=2, allow_nan=False))
+
+
+def train_process(
+    cfg: RunConfig, resume: bool = False, overwrite: bool = False, use_cuda: bool = True, quiet: bool = True
+) -> dict[str, Any]:
+    """One process of a run (all of it without a process group): train, evaluate, write the run folder."""
+    ctx = dist_.init(use_cuda)
+    reporter: Reporter = RichReporter(quiet) if ctx.main else Reporter()
+    try:
+        return _train(cfg, ctx, resume, overwrite, reporter)
+    finally:
+        dist_.shutdown()
+
+
+def _train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter) -> dict[str, Any]:
+    t_start, cpu_start = time.perf_counter(), _cpu_seconds()
+    facts = prepare(cfg, resume, overwrite, check_outputs=ctx.main)
+    run_dir = cfg.run_dir
+    if ctx.main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if overwrite:
+            for f in RUN_FILES:
+                (run_dir / f).unlink(missing_ok=True)
+        with atomic_output(run_dir / "config.yaml", True) as tmp:
+            Path(tmp).write_text(dump_config(cfg))
+    dist_.barrier(ctx)
+
+    _set_determinism(cfg, ctx)
+    torch.manual_seed(cfg.seed)
+    class_names = facts["class_names"]
+    train_ds = open_split(cfg, cfg.data.train_split, train=True)
+    val_ds = open_split(cfg, cfg.data.val_split, train=False) if facts["splits"][cfg.data.val_split] else None
+    model = build_for_data(cfg, len(class_names), facts["in_channels"], facts["kind"]).to(ctx.device)
+    channels_last = cfg.train.channels_last and ctx.cuda
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    amp = cfg.train.amp and ctx.cuda
+    optimizer = torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
+    )
+    scaler = torch.amp.GradScaler("cuda", enabled=amp)
+    start_epoch, history, best = 0, [], {"epoch": None, "val_top1": None}
+    torch.manual_seed(cfg.seed * 7919 + ctx.rank)  # dropout masks differ between processes
+    if resume:
+        state = load_checkpoint(run_dir / "last.pt", map_location=ctx.device)
+        model.load_state_dict(state["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scaler.load_state_dict(state["scaler"])
+        start_epoch, history, best = int(state["epoch"]), list(state["history"]), dict(state["best"])
+        rng = state["rng"]
+        if len(rng) == ctx.world:
+            _set_rng_state(ctx, rng[ctx.rank])
+        reporter.message(f"resuming {run_dir} after epoch {start_epoch}")
+    net: torch.nn.Module = model
+    if ctx.distributed:
+        net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[ctx.device] if ctx.cuda else None)
+
+    reporter.message(
+        f"{cfg.name}: {cfg.model['name']} ({facts['params'] / 1e6:.2f} M parameters) on {len(train_ds)} "
+        f"{cfg.data.train_split} clips, {ctx.world} process(es) on {ctx.device.type}, "
+        f"batch {cfg.train.batch_size} per process"
+    )
+    epochs = cfg.train.epochs
+    for epoch in range(start_epoch, epochs):
+        row = _train_epoch(cfg, ctx, net, model, optimizer, scaler, train_ds, epoch, amp, channels_last, reporter)
+        evaluate_now = val_ds is not None and cfg.train.val_every > 0 and (
+            (epoch + 1) % cfg.train.val_every == 0 or epoch + 1 == epochs
+        )
+        if evaluate_now:
+            preds = predict(
+                model, val_ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, "val"
+            )
+            from mgcli.report import topk_accuracy
+
+            top1 = topk_accuracy(preds.probs, preds.labels, 1)
+            row["val_top1"], row["val_loss"] = top1, preds.loss
+            if best["val_top1"] is None or top1 > best["val_top1"]:
+                best = {"epoch": epoch + 1, "val_top1": top1}
+                if ctx.main:
+                    save_checkpoint(
+                        run_dir / "model.pt", model.state_dict(), cfg.to_dict(), class_names,
+                        epoch=epoch + 1, val_top1=top1,
+                    )
+        history.append(row)
+        reporter.epoch_end(row)
+        rng = dist_.all_gather_objects(ctx, _rng_state(ctx))
+        if ctx.main:
+            _save_state(run_dir / "last.pt", model, optimizer, scaler, cfg, class_names, epoch + 1, rng, history, best)
+            _write_json(run_dir / "metrics.json", {"name": cfg.name, "finished": False, "history": history, "best": best})
+        dist_.barrier(ctx)
+
+    return _finish(cfg, ctx, model, facts, history, best, amp, channels_last, reporter, t_start, cpu_start)
+
+
+def _train_epoch(
+    cfg: RunConfig, ctx: Context, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: Any, dataset: Any, epoch: int, amp: bool, channels_last: bool, reporter: Reporter,
+) -> dict[str, Any]:
+    dataset.set_epoch(epoch)
+    indices = _epoch_indices(len(dataset), cfg.seed, epoch, ctx)
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=cfg.train.batch_size,
+        sampler=indices,
+        num_workers=cfg.data.workers,
+        pin_memory=ctx.cuda,
+        drop_last=False,
+    )
+    iters = len(loader)
+    net.train()
+    reporter.epoch_start(epoch, cfg.train.epochs, iters)
+    t0 = time.perf_counter()
+    wait = loss_sum = 0.0
+    seen = 0
+    lr = lr_at(cfg, epoch)
+    it = iter(loader)
+    for step in range(iters):
+        t_wait = time.perf_counter()
+        x, y = next(it)
+        wait += time.perf_counter() - t_wait
+        x, y = _to_device(x, ctx, channels_last), y.to(ctx.device, non_blocking=True)
+        lr = lr_at(cfg, epoch + step / iters)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        with _autocast(ctx, amp):
+            logits = net(x)
+            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        if cfg.train.grad_clip is not None:
+            scaler.unscale_(optimizer)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+        scaler.step(optimizer)
+        scaler.update()
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise MgError(f"epoch {epoch + 1}, step {step + 1}: the loss is {value} (lower optim.lr?)")
+        loss_sum += value * len(y)
+        seen += len(y)
+        reporter.step(value, lr)
+    seconds = time.perf_counter() - t0
+    return {
+        "epoch": epoch + 1,
+        "train_loss": dist_.mean_across(ctx, loss_sum / max(seen, 1), seen),
+        "lr": lr,
+        "seconds": seconds,
+        "data_wait": dist_.mean_across(ctx, wait / max(seconds, 1e-9)),
+        "samples_per_s": dist_.mean_across(ctx, seen / max(seconds, 1e-9)) * ctx.world,
+    }
+
+
+def _finish(
+    cfg: RunConfig, ctx: Context, model: torch.nn.Module, facts: dict[str, Any], history: list[dict[str, Any]],
+    best: dict[str, Any], amp: bool, channels_last: bool, reporter: Reporter, t_start: float, cpu_start: float,
+) -> dict[str, Any]:
+    """Evaluate the best weights (or the last ones) on the validation and test splits; write the outputs."""
+    run_dir = cfg.run_dir
+    class_names = facts["class_names"]
+    if best["epoch"] is not None:
+        model.load_state_dict(load_checkpoint(run_dir / "model.pt", map_location=ctx.device)["state_dict"])
+    elif ctx.main:
+        save_checkpoint(run_dir / "model.pt", model.state_dict(), cfg.to_dict(), class_names, epoch=cfg.train.epochs)
+    splits: dict[str, Any] = {}
+    for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
+        if not facts["splits"][split]:
+            continue
+        ds = open_split(cfg, split, train=False)
+        preds = predict(model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split)
+        if ctx.main:
+            splits[key] = write_predictions(preds, run_dir, key, class_names)
+    metrics: dict[str, Any] = {}
+    if ctx.main:
+        from mgcli.report import plot_curves
+
+        plot_curves(history, run_dir / "curves.png")
+        waits = [r["data_wait"] for r in history]
+        metrics = {
+            "name": cfg.name,
+            "finished": True,
+            "model": cfg.model["name"],
+            "params": facts["params"],
+            "processes": ctx.world,
+            "device": ctx.device.type,
+            "best": best,
+            "splits": splits,
+            "history": history,
+            "seconds": time.perf_counter() - t_start,
+            "cpu_seconds": _cpu_seconds() - cpu_start,
+            "data_wait": float(np.mean(waits)) if waits else None,
+        }
+        _write_json(run_dir / "metrics.json", metrics)
+        for key, s in splits.items():
+            if s["n"]:
+                reporter.message(f"{key}: top-1 {s['top1']:.4f}  top-5 {s['top5']:.4f}  ({s['n']} clips)")
+        reporter.message(f"wrote {run_dir}")
+    dist_.barrier(ctx)
+    return metrics
+
+
+# ------------------------------------------------------------------------------------------ launch
+
+
+def launch(
+    cfg: RunConfig,
+    gpus: int = 0,
+    procs: int = 1,
+    cpu: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
+    """Run training in this process, in ``gpus`` CUDA processes or ``procs`` CPU processes, or as one
+    process of a ``torchrun`` job. Returns the run's metrics (read from ``metrics.json``)."""
+    if dist_.under_torchrun():
+        return train_process(cfg, resume, overwrite, use_cuda=not cpu, quiet=quiet)
+    if gpus:
+        if not torch.cuda.is_available():
+            raise MgError(f"--gpus {gpus} needs CUDA, and this machine has no CUDA device (--procs N runs CPU processes)")
+        if gpus > torch.cuda.device_count():
+            raise MgError(f"--gpus {gpus}: only {torch.cuda.device_count()} CUDA devices are visible")
+    nprocs = gpus or procs
+    if nprocs < 1:
+        raise MgError("--procs must be at least 1")
+    use_cuda = not cpu and (gpus > 0 or (procs == 1 and torch.cuda.is_available()))
+    prepare(cfg, resume, overwrite)  # fail here, with one line, rather than in N processes
+    if nprocs == 1:
+        return train_process(cfg, resume, overwrite, use_cuda, quiet)
+    import torch.multiprocessing as mp
+
+    try:
+        dist_.spawn(nprocs, _spawned_train, cfg, resume, overwrite, use_cuda, quiet)
+    except mp.ProcessRaisedException as e:
+        last = str(e).strip().splitlines()[-1]
+        raise MgError(f"a training process failed: {last}") from None
+    return json.loads((cfg.run_dir / "metrics.json").read_text())
+
+
+def _spawned_train(cfg: RunConfig, resume: bool, overwrite: bool, use_cuda: bool, quiet: bool) -> None:
+    train_process(cfg, resume, overwrite, use_cuda, quiet)
+
+
+# ------------------------------------------------------------------------------------- mg evaluate
+
+
+def evaluate_checkpoint(
+    checkpoint: str | Path,
+    split: str = "test",
+    data: str | Path | None = None,
+    out: str | Path | None = None,
+    batch_size: int | None = None,
+    workers: int | None = None,
+    overwrite: bool = False,
+    use_cuda: bool = True,
+    quiet: bool = True,
+) -> tuple[Path, dict[str, Any]]:
+    """Re-run the multi-view evaluation of a saved model on one split; write its scores CSV."""
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    cfg = config_from_dict(state["config"], checkpoint)
+    class_names = list(state["class_names"])
+    path = Path(data) if data is not None else Path(cfg.data.path)
+    names = {"val": cfg.data.val_split, "test": cfg.data.test_split, "train": cfg.data.train_split}
+    split_name = names.get(split, split)
+    out = Path(out) if out is not None else checkpoint.parent / f"scores-{split}.csv"
+    if out.exists() and not overwrite:
+        raise OutputExistsError("exists (pass --overwrite to replace it)", out)
+    artifact_kind(path)
+    if not has_split(path, split_name):
+        raise MgError(f"no {split_name} clips", path)
+    ds = open_split(cfg, split_name, train=False, path=path)
+    if list(ds.class_names) != class_names:
+        raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
+    ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
+    model = build_for_data(cfg, len(class_names), sample_channels(ds), artifact_kind(path), checkpoint)
+    model.load_state_dict(state["state_dict"])
+    model.to(ctx.device)
+    channels_last = cfg.train.channels_last and ctx.cuda
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last_3d)
+    reporter = RichReporter(quiet)
+    preds = predict(
+        model, ds, ctx, batch_size or cfg.train.eval_batch_size, cfg.data.workers if workers is None else workers,
+        cfg.train.amp, channels_last, reporter, split_name,
+    )
+    from mgcli.io.scores import write_scores
+    from mgcli.report import summarize
+
+    write_scores(out, preds.clip_ids, preds.labels, preds.probs, overwrite=True)
+    return out, summarize(preds.probs, preds.labels, class_names)
