@@ -355,6 +355,8 @@ def _train_command(
     if spec is not None and spec.input_kind not in kinds:
         raise MgError(f"model {cfg.model['name']} is not trained by {command} (reads {spec.input_kind})", config)
     metrics = launch(cfg, gpus=gpus, procs=procs, cpu=cpu, resume=resume, overwrite=overwrite, quiet=state.quiet)
+    if not metrics:  # a torchrun process other than rank 0
+        return
     for split, s in metrics.get("splits", {}).items():
         if s["n"]:
             console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "

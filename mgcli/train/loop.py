@@ -73,11 +73,17 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 # ------------------------------------------------------------------------------------------- model
 
 
-def build_for_data(cfg: RunConfig, num_classes: int, in_channels: int, kind: str, where: Path | None = None) -> torch.nn.Module:
-    """The config's model, checked against the artifact it reads."""
+def build_for_data(
+    cfg: RunConfig, num_classes: int, in_channels: int, kind: str, where: Path | None = None,
+    load_pretrained: bool = True,
+) -> torch.nn.Module:
+    """The config's model, checked against the artifact it reads (``load_pretrained=False`` when
+    its weights will come from a checkpoint anyway: no download of ``pretrained`` weights)."""
     from mgcli.models import MODELS, build_model
 
     options = {k: v for k, v in cfg.model.items() if k != "name"}
+    if not load_pretrained and "pretrained" in options:
+        options["pretrained"] = None
     name = cfg.model["name"]
     spec = MODELS.get(name)
     if spec is not None and spec.input_kind != kind:
@@ -242,7 +248,7 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
-    model = build_for_data(cfg, len(classes), sample_channels(train), kind, path)
+    model = build_for_data(cfg, len(classes), sample_channels(train), kind, path, load_pretrained=False)
     facts = {
         "kind": kind,
         "in_channels": sample_channels(train),
@@ -332,18 +338,14 @@ def _train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter
     class_names = facts["class_names"]
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if facts["splits"][cfg.data.val_split] else None
-    model = build_for_data(cfg, len(class_names), facts["in_channels"], facts["kind"]).to(ctx.device)
+    model = build_for_data(
+        cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume
+    ).to(ctx.device)
     channels_last = cfg.train.channels_last and ctx.cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     amp = cfg.train.amp and ctx.cuda
-    optimizer = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optim.lr,
-        momentum=cfg.optim.momentum,
-        weight_decay=cfg.optim.weight_decay,
-        nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
-    )
+    optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch, history, best = 0, [], {"epoch": None, "val_top1": None}
     torch.manual_seed(cfg.seed * 7919 + ctx.rank)  # dropout masks differ between processes
@@ -398,6 +400,37 @@ def _train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter
     return _finish(cfg, ctx, model, facts, history, best, amp, channels_last, reporter, t_start, cpu_start)
 
 
+def train_step(
+    cfg: RunConfig, ctx: Context, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+    scaler: Any, x: torch.Tensor, y: torch.Tensor, lr: float, amp: bool, channels_last: bool,
+) -> float:
+    """One SGD step on a batch at learning rate ``lr``; the batch's loss."""
+    x, y = _to_device(x, ctx, channels_last), y.to(ctx.device, non_blocking=True)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    with _autocast(ctx, amp):
+        logits = net(x)
+        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+    optimizer.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if cfg.train.grad_clip is not None:
+        scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
+    scaler.step(optimizer)
+    scaler.update()
+    return float(loss.detach())
+
+
+def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    return torch.optim.SGD(
+        model.parameters(),
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
+    )
+
+
 def _train_epoch(
     cfg: RunConfig, ctx: Context, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
     scaler: Any, dataset: Any, epoch: int, amp: bool, channels_last: bool, reporter: Reporter,
@@ -424,21 +457,8 @@ def _train_epoch(
         t_wait = time.perf_counter()
         x, y = next(it)
         wait += time.perf_counter() - t_wait
-        x, y = _to_device(x, ctx, channels_last), y.to(ctx.device, non_blocking=True)
         lr = lr_at(cfg, epoch + step / iters)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        with _autocast(ctx, amp):
-            logits = net(x)
-            loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if cfg.train.grad_clip is not None:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.train.grad_clip)
-        scaler.step(optimizer)
-        scaler.update()
-        value = float(loss.detach())
+        value = train_step(cfg, ctx, net, model, optimizer, scaler, x, y, lr, amp, channels_last)
         if not math.isfinite(value):
             raise MgError(f"epoch {epoch + 1}, step {step + 1}: the loss is {value} (lower optim.lr?)")
         loss_sum += value * len(y)
@@ -495,10 +515,6 @@ def _finish(
             "data_wait": float(np.mean(waits)) if waits else None,
         }
         _write_json(run_dir / "metrics.json", metrics)
-        for key, s in splits.items():
-            if s["n"]:
-                reporter.message(f"{key}: top-1 {s['top1']:.4f}  top-5 {s['top5']:.4f}  ({s['n']} clips)")
-        reporter.message(f"wrote {run_dir}")
     dist_.barrier(ctx)
     return metrics
 
@@ -577,7 +593,7 @@ def evaluate_checkpoint(
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
-    model = build_for_data(cfg, len(class_names), sample_channels(ds), artifact_kind(path), checkpoint)
+    model = build_for_data(cfg, len(class_names), sample_channels(ds), artifact_kind(path), checkpoint, load_pretrained=False)
     model.load_state_dict(state["state_dict"])
     model.to(ctx.device)
     channels_last = cfg.train.channels_last and ctx.cuda

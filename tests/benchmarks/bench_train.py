@@ -1,0 +1,89 @@
+"""Benchmark: training steps of the paper-size branches on this CPU, fed by the real data loaders.
+
+- pose branch: PoseConv3D SlowOnly (base 32, stages 4-6-3), batch 8, 32 x 56 x 56 joint heatmaps;
+- RGB branch: SlowOnly ResNet-50, batch 2, 8 x 224 x 224 frames;
+
+each with 2 DataLoader workers, as in a run. Reported per step (the first step, which pays for
+starting the workers, is left out): step time, samples/s, and the fraction of the step spent
+waiting for the next batch. Data: the default synthetic sample (frames cached at 128 px).
+
+    .venv/bin/python tests/benchmarks/bench_train.py [--steps 4]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from mgcli.dataset.sample import SampleConfig, generate_sample
+from mgcli.heatmaps.build import BuildOptions, build_heatmaps
+from mgcli.pose.extract import ExtractOptions, extract_pose
+from mgcli.train.config import load_config
+from mgcli.train.data import open_split
+from mgcli.train.distributed import Context
+from mgcli.train.loop import build_for_data, make_optimizer, train_step
+
+
+def bench(name: str, overrides: list[str], steps: int) -> None:
+    cfg = load_config(None, [*overrides, "data.workers=2", "train.amp=false"])
+    ds = open_split(cfg, "train", train=True)
+    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, "heatmaps" if "heatmaps" in cfg.data.path else "frames")
+    optimizer = make_optimizer(cfg, model)
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    ctx = Context()
+    n = cfg.train.batch_size * (steps + 1)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(ds, list(range(min(n, len(ds))))), batch_size=cfg.train.batch_size,
+        num_workers=cfg.data.workers, shuffle=False,
+    )  # fmt: skip
+    model.train()
+    waits, totals = [], []
+    it = iter(loader)
+    t_end = time.perf_counter()
+    for _ in range(steps + 1):
+        x, y = next(it)
+        t_data = time.perf_counter()
+        train_step(cfg, ctx, model, model, optimizer, scaler, x, y, cfg.optim.lr, False, False)
+        t_step = time.perf_counter()
+        waits.append(t_data - t_end)
+        totals.append(t_step - t_end)
+        t_end = t_step
+    waits, totals = waits[1:], totals[1:]
+    step = statistics.median(totals)
+    params = sum(p.numel() for p in model.parameters()) / 1e6
+    print(
+        f"{name}: {params:.2f} M parameters, input {tuple(x.shape)}: {step:.2f} s/step (median of {steps}), "
+        f"{cfg.train.batch_size / step:.2f} samples/s, waiting for data {100 * sum(waits) / sum(totals):.1f} % "
+        f"of step time (2 workers, {torch.get_num_threads()} compute threads)"
+    )
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--steps", type=int, default=4)
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        tmp = Path(d)
+        generate_sample(tmp / "s", SampleConfig(), workers=2)
+        extract_pose(tmp / "s", tmp / "poses.h5",
+                     ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+        build_heatmaps(tmp / "poses.h5", tmp / "joint.h5", BuildOptions(kind="joint"))
+        pose = [
+            "model.name=posec3d_slowonly", f"data.path={tmp / 'joint.h5'}", "data.view.clip_len=32",
+            "train.batch_size=8", "optim.lr=0.01",
+        ]  # fmt: skip
+        bench("pose branch (paper size)", pose, args.steps)
+        rgb = [
+            "model.name=rgb_slowonly", f"data.path={tmp / 'frames.h5'}", "data.view.clip_len=8",
+            "data.view.train_size=224", "train.batch_size=2", "optim.lr=0.01",
+        ]  # fmt: skip
+        bench("RGB branch (paper size)", rgb, args.steps)
+
+
+if __name__ == "__main__":
+    main()
