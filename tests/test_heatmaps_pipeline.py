@@ -117,7 +117,20 @@ def test_loader_views(heatmaps: Path) -> None:
     x, label = test[0]
     assert x.shape == (4, 17, 16, 64, 64) and label >= 0
     coco = get_layout("coco17")
-    torch.testing.assert_close(x[2], x[0].flip(-1)[coco.flip_index])  # "double": mirrored, L/R swapped
+    # "double": mirrored as keypoints flip (x -> W - x, a one-column shift), L/R swapped
+    torch.testing.assert_close(x[2][..., 1:], x[0].flip(-1)[coco.flip_index][..., :-1])
+    assert not x[2][..., 0].any()
+    # the views cut from the stored volume equal the ones rendered from its keypoints
+    rendered = test.rendered_test_views(test.clip_ids[0])
+    assert rendered.shape == x.shape
+    assert (x - rendered)[:2].abs().max() <= 1 / 510 + 1e-6
+    # flipped views: equal up to where the +-3 sigma window cuts the gaussian (exp(-4.5) = 0.011),
+    # which falls on other pixels once mirrored
+    assert (x - rendered)[2:].abs().max() <= 0.012
+    # another test size renders from the keypoints (PoseConv3D: resize short side, centre crop)
+    small = HeatmapClips(heatmaps / "hm.h5", "test", train=False, cfg=PoseViewConfig(clip_len=16, num_clips=2, test_size=48))
+    y, _ = small[0]
+    assert y.shape == (4, 17, 16, 48, 48) and y.max() > 0.5
     train = HeatmapClips(heatmaps / "hm.h5", "train", train=True, cfg=cfg, seed=1)
     a, _ = train[0]
     b, _ = train[0]

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from mgcli.errors import MgError
-from mgcli.heatmaps.pipeline import PoseViewConfig, pose_compact, resize, train_view, uniform_sample
+from mgcli.heatmaps.pipeline import PoseViewConfig, center_crop, flip, pose_compact, resize, train_view, uniform_sample
 from mgcli.heatmaps.render import generate
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
 from mgcli.io.poses import PosesFile
@@ -113,7 +113,8 @@ class HeatmapClips(torch.utils.data.Dataset):
 
     ``train=True``: one random view per clip ``[C, clip_len, train_size, train_size]`` rendered
     from the stored keypoints. ``train=False``: ``2 * num_clips`` fixed views (each sampled clip and
-    its flip) ``[2 * num_clips, C, clip_len, test_size, test_size]`` cut from the stored volume.
+    its flip) ``[2 * num_clips, C, clip_len, test_size, test_size]`` cut from the stored volume, or,
+    when ``test_size`` differs from the stored size, rendered from the stored keypoints.
     Each DataLoader worker opens its own HDF5 handle.
     """
 
@@ -160,6 +161,8 @@ class HeatmapClips(torch.utils.data.Dataset):
         return self.test_views(cid), int(self.labels[i])
 
     def test_views(self, clip_id: str) -> torch.Tensor:
+        if self.cfg.test_size != self.size[0]:
+            return self.rendered_test_views(clip_id)
         vol = self._hm().read(clip_id)  # [C, T, H, W]
         inds = uniform_sample(vol.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
         views = vol[:, inds].reshape(vol.shape[0], self.cfg.num_clips, self.cfg.clip_len, *vol.shape[2:])
@@ -170,8 +173,31 @@ class HeatmapClips(torch.utils.data.Dataset):
         if top < 0 or left < 0:
             raise MgError(f"test size {s} is larger than the stored heatmaps ({h}x{w})", self.path)
         views = views[..., top : top + s, left : left + s]
-        flipped = views[..., ::-1][:, self.channel_flip]
+        # PoseConv3D flips keypoints as x -> W - x (pixel centres on integers), so the flipped view
+        # is the mirror shifted by one column: column j shows column W - j; column 0 shows what lay
+        # just outside the right edge (nothing: the volume ends there).
+        flipped = np.zeros_like(views)
+        flipped[..., 1:] = views[..., :0:-1]
+        flipped = flipped[:, self.channel_flip]
         return torch.from_numpy(np.ascontiguousarray(np.concatenate([views, flipped])))
+
+    def rendered_test_views(self, clip_id: str) -> torch.Tensor:
+        """Test views at a size other than the stored one, rendered from the stored keypoints as
+        PoseConv3D does: fixed uniform sampling, short side resized to ``test_size``, centre crop,
+        and each clip again with its keypoints flipped. ``[2 * num_clips, C, clip_len, S, S]``."""
+        f = self._hm().f
+        kp, sc = f[f"keypoints/{clip_id}"][()], f[f"scores/{clip_id}"][()]
+        inds = uniform_sample(kp.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
+        s = self.cfg.test_size
+        kp, shape = resize(kp[:, inds], self.size, (-1, s))
+        kp, shape = center_crop(kp, shape, s)
+        sc = sc[:, inds]
+        limbs = self.layout.limbs if self.kind == "limb" else None
+        out = []
+        for k, c in ((kp, sc), flip(kp, sc, shape[1], self.layout.flip_index)):
+            vol = generate(k, c, shape, self.sigma, kind=self.kind, limbs=limbs)  # [C, N * T, S, S]
+            out.append(vol.reshape(vol.shape[0], self.cfg.num_clips, self.cfg.clip_len, *shape).transpose(0, 1))
+        return torch.cat(out).contiguous()
 
 
 
