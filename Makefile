@@ -1,6 +1,6 @@
 # mgcli — every target installs what it needs into .venv on first use.
 #   make test    the test suite (what CI runs)
-#   make demo    the pipeline on the bundled synthetic sample, on CPU
+#   make demo    the pipeline on the bundled synthetic sample, on CPU (trains both branches)
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 
@@ -54,22 +54,39 @@ test: install setup-mmpose
 $(DEMO)/sample/sample.json: | install
 	$(MG) sample-data $(DEMO)/sample --overwrite
 
+# The release's OpenPose-137 skeletons as they are; heatmaps convert them to a layout.
 $(DEMO)/poses.h5: $(DEMO)/sample/sample.json
-	$(MG) extract-pose $(DEMO)/sample -o $@ --layout coco17 --frames-out $(DEMO)/frames.h5 \
+	$(MG) extract-pose $(DEMO)/sample -o $@ --frames-out $(DEMO)/frames.h5 \
 		--frame-size 128 --workers 2 --overwrite
 
 $(DEMO)/heatmaps-joint.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --kind joint -o $@ --overwrite
+	$(MG) build-heatmaps $< --layout coco17 --kind joint -o $@ --overwrite
 
 $(DEMO)/heatmaps-limb.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --kind limb -o $@ --overwrite
+	$(MG) build-heatmaps $< --layout coco17 --kind limb -o $@ --overwrite
 
-demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5
+$(DEMO)/heatmaps-upper22.h5: $(DEMO)/poses.h5
+	$(MG) build-heatmaps $< --layout upper22 --kind joint -o $@ --overwrite
+
+# The branches, CPU-sized (pipelines/sample_*.yaml), a few minutes each on 2 cores.
+$(DEMO)/runs/sample_pose_joint/metrics.json: $(DEMO)/heatmaps-upper22.h5 pipelines/sample_pose_joint.yaml
+	$(MG) train-branch -c pipelines/sample_pose_joint.yaml --out-dir $(DEMO)/runs --overwrite \
+		data.path=$(DEMO)/heatmaps-upper22.h5
+
+$(DEMO)/runs/sample_rgb/metrics.json: $(DEMO)/poses.h5 pipelines/sample_rgb.yaml
+	$(MG) train-branch -c pipelines/sample_rgb.yaml --out-dir $(DEMO)/runs --overwrite \
+		data.path=$(DEMO)/frames.h5
+
+demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5 \
+		$(DEMO)/runs/sample_pose_joint/metrics.json $(DEMO)/runs/sample_rgb/metrics.json
 	$(MG) inspect $(DEMO)/sample
 	$(MG) inspect $(DEMO)/poses.h5
 	$(MG) inspect $(DEMO)/frames.h5
 	$(MG) inspect $(DEMO)/heatmaps-joint.h5
 	$(MG) build-heatmaps $(DEMO)/heatmaps-joint.h5 --preview 0001_0 -o $(DEMO)/preview-0001_0.png
+	$(MG) inspect $(DEMO)/runs/sample_pose_joint/model.pt
+	$(MG) inspect $(DEMO)/runs/sample_pose_joint/scores-test.csv
+	$(MG) models
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

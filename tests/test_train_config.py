@@ -91,3 +91,14 @@ def test_schedules_warmup_cosine_multistep() -> None:
     assert lr_at(cfg, 10.0) == pytest.approx(0.0)
     cfg.schedule.kind, cfg.schedule.warmup_epochs, cfg.schedule.milestones = "multistep", 0.0, (8, 22)
     assert [lr_at(cfg, e) for e in (0, 7.9, 8, 21.5, 22, 29)] == pytest.approx([1, 1, 0.1, 0.1, 0.01, 0.01])
+
+
+def test_fixed_length_tuples_in_view_options() -> None:
+    from mgcli.train.data import view_config
+
+    cfg = view_config("frames", {"area_range": [0.3, 1], "clip_len": 4})
+    assert cfg.area_range == (0.3, 1.0) and cfg.clip_len == 4
+    with pytest.raises(MgError, match=r"data.view.area_range must be a list of 2 values"):
+        view_config("heatmaps", {"area_range": [0.3]})
+    with pytest.raises(MgError, match=r"data.view.area_range\[1\] must be float, got 'x'"):
+        view_config("heatmaps", {"area_range": [0.3, "x"]})

@@ -120,7 +120,7 @@ def coerce(value: Any, tp: Any, key: str, where: str | Path | None) -> Any:
             return tuple(coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
         if len(args) != len(value):
             raise MgError(f"{key} must be a list of {len(args)} values, got {value!r}", where)
-        return tuple(coerce(v, a, f"{key}[{i}]", where) for i, (v, a) in enumerate(zip(args, value, strict=True)))
+        return tuple(coerce(v, a, f"{key}[{i}]", where) for i, (a, v) in enumerate(zip(args, value, strict=True)))
     if origin is dict:
         if not isinstance(value, dict):
             raise MgError(f"{key} must be a mapping, got {value!r}", where)

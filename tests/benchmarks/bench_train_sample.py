@@ -1,7 +1,7 @@
 """Benchmark: accuracy of each branch on the bundled sample, and the CPU time it took.
 
-Generates the default sample, extracts coco17 poses from its skeleton files with a 128-px
-frames cache, builds joint heatmaps, then trains ``pipelines/sample_pose_joint.yaml`` and
+Generates the default sample, extracts its OpenPose skeletons with a 128-px frames cache,
+builds upper22 joint heatmaps, then trains ``pipelines/sample_pose_joint.yaml`` and
 ``pipelines/sample_rgb.yaml`` exactly as ``make demo`` does, and prints val/test top-1, wall and
 CPU time (this process and its DataLoader workers) per run.
 
@@ -33,9 +33,9 @@ def main() -> None:
         generate_sample(tmp / "s", SampleConfig(), workers=2)
         ceilings = json.loads((tmp / "s" / "sample.json").read_text()).get("expected_test_ceilings")
         extract_pose(tmp / "s", tmp / "poses.h5",
-                     ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
-        build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-joint.h5", BuildOptions(kind="joint"))
-        runs = {"pose": ("sample_pose_joint", "heatmaps-joint.h5"), "rgb": ("sample_rgb", "frames.h5")}
+                     ExtractOptions(frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+        build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-upper22.h5", BuildOptions(kind="joint", layout="upper22"))
+        runs = {"pose": ("sample_pose_joint", "heatmaps-upper22.h5"), "rgb": ("sample_rgb", "frames.h5")}
         for key, (name, artifact) in runs.items():
             if args.only and key != args.only:
                 continue
