@@ -75,7 +75,7 @@ $(DEMO)/runs/sample_pose_joint/metrics.json: $(DEMO)/heatmaps-upper22.h5 pipelin
 
 $(DEMO)/runs/sample_rgb/metrics.json: $(DEMO)/poses.h5 pipelines/sample_rgb.yaml
 	$(MG) train-branch -c pipelines/sample_rgb.yaml --out-dir $(DEMO)/runs --overwrite \
-		data.path=$(DEMO)/frames.h5
+		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5
 
 demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5 \
 		$(DEMO)/runs/sample_pose_joint/metrics.json $(DEMO)/runs/sample_rgb/metrics.json

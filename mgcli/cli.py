@@ -75,7 +75,7 @@ def root(
     debug: Annotated[bool, typer.Option("--debug", help="Show full tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars.")] = False,
 ) -> None:
-    state.debug = state.debug or debug
+    state.debug = debug or os.environ.get("MG_DEBUG", "") not in ("", "0")
     state.quiet = quiet
 
 

@@ -21,8 +21,9 @@ def test_version_and_help() -> None:
     assert r.exit_code == 0
     assert "sample-data" in r.output and "inspect" in r.output
     # only commands that work end to end are registered
-    assert set(typer.main.get_command(app).commands) == {"sample-data", "inspect", "extract-pose", "build-heatmaps"}
-    for cmd in ("sample-data", "inspect", "extract-pose", "build-heatmaps"):
+    commands = {"sample-data", "inspect", "extract-pose", "build-heatmaps", "train-branch", "evaluate", "models"}
+    assert set(typer.main.get_command(app).commands) == commands
+    for cmd in sorted(commands):
         r = runner.invoke(app, [cmd, "--help"])
         assert r.exit_code == 0 and "Example" in r.output
 

@@ -163,3 +163,34 @@ def test_handle_reopened_per_process(frames_h5: Path) -> None:
 def test_empty_split(frames_h5: Path) -> None:
     with pytest.raises(MgError, match="no holdout clips"):
         FramesClips(frames_h5, "holdout", train=True)
+
+
+def test_compact_crops_frames_to_the_person(train_artifacts: Path) -> None:
+    """RGBPoseConv3D's MMCompact: frames cut to the clip's PoseCompact box before the augmentation."""
+    from mgcli.errors import MgError
+    from mgcli.heatmaps.pipeline import compact_box
+    from mgcli.io.frames import FramesFile
+    from mgcli.io.poses import PosesFile
+    from mgcli.train.frames_data import FramesClips, RGBViewConfig, crop_padded
+
+    cfg = RGBViewConfig(clip_len=4, num_clips=1, resize_short=48, test_size=48, train_size=48, compact=True)
+    with pytest.raises(MgError, match="needs data.poses"):
+        FramesClips(train_artifacts / "frames.h5", "test", False, cfg)
+    ds = FramesClips(train_artifacts / "frames.h5", "test", False, cfg, poses=train_artifacts / "poses.h5")
+    cid = ds.clip_ids[0]
+    with FramesFile(train_artifacts / "frames.h5") as fr, PosesFile(train_artifacts / "poses.h5") as pf:
+        row = fr.clips.set_index("clip_id").loc[cid]
+        video = pf[str(row["video_id"])]
+        kp = video.keypoint[:, fr.frame_index(cid)]
+        x0, y0, x1, y1 = compact_box(kp, video.img_shape, 0.25, 10, 1.0, True)
+        h, w = video.img_shape
+        assert ds.boxes[cid] == pytest.approx([x0 / w, y0 / h, x1 / w, y1 / h])
+        assert x1 - x0 == y1 - y0 or abs((x1 - x0) - (y1 - y0)) <= 1  # square (hw_ratio 1)
+    views = ds[0][0]
+    assert views.shape == (1, 3, 4, 48, 48)
+    # padding outside the frame is black; the inside is the frame's pixels
+    frames = torch.arange(2 * 3 * 4 * 6, dtype=torch.uint8).reshape(2, 3, 4, 6)
+    out = crop_padded(frames, np.array([-1 / 6, 0.25, 0.5, 1.25]))
+    assert out.shape == (2, 3, 4, 4)
+    assert not out[..., :, 0].any() and not out[..., 3, :].any()
+    assert torch.equal(out[..., :3, 1:], frames[..., 1:4, 0:3])

@@ -59,14 +59,35 @@ def pose_compact(
 ) -> tuple[np.ndarray, tuple[int, int]]:
     """Keypoints moved into the padded tight box of the clip, and that box's ``(h, w)``."""
     kp = np.nan_to_num(np.array(keypoint, np.float32, copy=True))
+    box = compact_box(kp, img_shape, padding, threshold, hw_ratio, allow_imgpad)
+    if box is None:
+        return kp, (int(img_shape[0]), int(img_shape[1]))
+    x0, y0, x1, y1 = box
+    x, y = kp[..., 0], kp[..., 1]
+    x[x != 0] -= x0
+    y[y != 0] -= y0
+    return kp, (y1 - y0, x1 - x0)
+
+
+def compact_box(
+    keypoint: np.ndarray,
+    img_shape: tuple[int, int],
+    padding: float = 0.25,
+    threshold: int = 10,
+    hw_ratio: float | tuple[float, float] | None = 1.0,
+    allow_imgpad: bool = True,
+) -> tuple[int, int, int, int] | None:
+    """PoseCompact's box ``(x0, y0, x1, y1)`` in pixels (may reach outside the image when
+    ``allow_imgpad``), or None when the keypoints span less than ``threshold`` pixels."""
+    kp = np.nan_to_num(np.asarray(keypoint, np.float32))
     h, w = img_shape
     x, y = kp[..., 0], kp[..., 1]
     nz_x, nz_y = x[x != 0], y[y != 0]
     if not nz_x.size or not nz_y.size:
-        return kp, (int(h), int(w))
+        return None
     min_x, max_x, min_y, max_y = nz_x.min(), nz_x.max(), nz_y.min(), nz_y.max()
     if max_x - min_x < threshold or max_y - min_y < threshold:
-        return kp, (int(h), int(w))
+        return None
     cx, cy = (max_x + min_x) / 2, (max_y + min_y) / 2
     half_w = (max_x - min_x) / 2 * (1 + padding)
     half_h = (max_y - min_y) / 2 * (1 + padding)
@@ -80,9 +101,7 @@ def pose_compact(
     else:
         x0, y0 = int(max(0, x0)), int(max(0, y0))
         x1, y1 = int(min(w, x1)), int(min(h, y1))
-    x[x != 0] -= x0
-    y[y != 0] -= y0
-    return kp, (y1 - y0, x1 - x0)
+    return x0, y0, x1, y1
 
 
 def resize(keypoint: np.ndarray, img_shape: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:

@@ -25,6 +25,7 @@ from mgcli.errors import MgError
 @dataclass
 class DataConfig:
     path: str = ""  # heatmaps-*.h5 (pose) or frames.h5 (RGB)
+    poses: str = ""  # poses.h5 for person boxes (RGB with view.compact)
     view: dict[str, Any] = field(default_factory=dict)  # the dataset's view options (clip_len, sizes, ...)
     workers: int = 2  # DataLoader workers per process
     train_split: str = "train"

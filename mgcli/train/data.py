@@ -56,7 +56,7 @@ def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None 
         return HeatmapClips(path, split, train, view, seed=cfg.seed)
     from mgcli.train.frames_data import FramesClips
 
-    return FramesClips(path, split, train, view, seed=cfg.seed)
+    return FramesClips(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None)
 
 
 def has_split(path: str | Path, split: str) -> bool:

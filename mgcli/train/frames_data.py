@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -22,6 +23,9 @@ import torch.nn.functional as F
 from mgcli.errors import MgError
 from mgcli.heatmaps.pipeline import uniform_sample
 from mgcli.io.frames import FramesFile
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,8 @@ class RGBViewConfig:
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3)
     flip_ratio: float = 0.5
     test_flip: bool = False  # test: also each clip's horizontal mirror
+    compact: bool = False  # crop every frame to the person's box first (RGBPoseConv3D's MMCompact)
+    compact_padding: float = 0.25  # box growth around the clip's keypoints (square, image padding allowed)
 
     @property
     def num_views(self) -> int:
@@ -80,6 +86,41 @@ def short_side_size(h: int, w: int, short: int) -> tuple[int, int]:
     return int(h * f + 0.5), int(w * f + 0.5)
 
 
+def person_boxes(
+    poses: str | Path, clips: pd.DataFrame, frame_index: dict[str, np.ndarray], padding: float = 0.25
+) -> dict[str, np.ndarray]:
+    """Each clip's PoseCompact box over its frames' keypoints, as fractions ``(x0, y0, x1, y1)`` of the
+    source frame (so it applies to frames stored at any size). Clips without a usable box are left out."""
+    from mgcli.heatmaps.pipeline import compact_box
+    from mgcli.io.poses import PosesFile
+
+    boxes = {}
+    with PosesFile(poses) as pf:
+        for vid, group in clips.groupby("video_id", sort=False):
+            if str(vid) not in pf.video_ids:
+                raise MgError(f"no poses for video {vid} of the frames file", poses)
+            video = pf[str(vid)]
+            h, w = video.img_shape
+            for cid in group["clip_id"].astype(str):
+                rows = np.clip(np.asarray(frame_index[cid], np.int64), 0, video.keypoint.shape[1] - 1)
+                box = compact_box(video.keypoint[:, rows], (h, w), padding, 10, 1.0, True)
+                if box is not None:
+                    boxes[cid] = np.array([box[0] / w, box[1] / h, box[2] / w, box[3] / h], np.float64)
+    return boxes
+
+
+def crop_padded(frames: torch.Tensor, box: np.ndarray) -> torch.Tensor:
+    """``frames [u, 3, H, W]`` cut to ``box`` (fractions of the frame), zero-padded where the box
+    reaches outside the frame."""
+    h, w = frames.shape[-2:]
+    x0, y0, x1, y1 = (int(round(v)) for v in (box[0] * w, box[1] * h, box[2] * w, box[3] * h))
+    pad = (max(0, -x0), max(0, x1 - w), max(0, -y0), max(0, y1 - h))
+    if any(pad):
+        frames = F.pad(frames, pad)
+        x0, x1, y0, y1 = x0 + pad[0], x1 + pad[0], y0 + pad[2], y1 + pad[2]
+    return frames[..., y0:y1, x0:x1]
+
+
 class FramesClips(torch.utils.data.Dataset):
     """Training / evaluation samples from a ``frames.h5`` clip cache.
 
@@ -91,16 +132,25 @@ class FramesClips(torch.utils.data.Dataset):
 
     num_channels = 3
 
-    def __init__(self, path: str | Path, split: str, train: bool, cfg: RGBViewConfig = RGBViewConfig(), seed: int = 0) -> None:
+    def __init__(
+        self, path: str | Path, split: str, train: bool, cfg: RGBViewConfig = RGBViewConfig(), seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:  # fmt: skip
         self.path = Path(path)
         with FramesFile(self.path) as fr:
             table = fr.clips[fr.clips["split"] == split].reset_index(drop=True)
             self.class_names: list[str] = list(fr.class_names)
+            frame_index = {c: fr.frame_index(c) for c in table["clip_id"].astype(str)} if cfg.compact else {}
         if table.empty:
             raise MgError(f"no {split} clips", self.path)
         self.clip_ids: list[str] = table["clip_id"].astype(str).tolist()
         self.labels = table["label"].to_numpy(np.int64)
         self.train, self.cfg, self.seed = train, cfg, seed
+        self.boxes: dict[str, np.ndarray] = {}
+        if cfg.compact:
+            if not poses:
+                raise MgError("data.view.compact needs data.poses: the poses.h5 these frames were cut with", self.path)
+            self.boxes = person_boxes(poses, table, frame_index, cfg.compact_padding)
         self._file: FramesFile | None = None
         self._pid = -1
         self._epoch = 0
@@ -134,10 +184,13 @@ class FramesClips(torch.utils.data.Dataset):
         return self.test_views(cid), int(self.labels[i])
 
     def _decode(self, clip_id: str, inds: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
-        """The distinct frames at ``inds`` as uint8 ``[u, 3, H, W]`` and the map ``inds -> u``."""
+        """The distinct frames at ``inds`` as uint8 ``[u, 3, H, W]`` (cut to the person's box with
+        ``compact``) and the map ``inds -> u``."""
         uniq, inverse = np.unique(inds, return_inverse=True)
-        frames = self._fr().read(clip_id, uniq)  # [u, H, W, 3] RGB
-        return torch.from_numpy(frames).permute(0, 3, 1, 2), inverse.reshape(-1)
+        frames = torch.from_numpy(self._fr().read(clip_id, uniq)).permute(0, 3, 1, 2)  # [u, 3, H, W] RGB
+        if clip_id in self.boxes:
+            frames = crop_padded(frames, self.boxes[clip_id])
+        return frames, inverse.reshape(-1)
 
     def train_view(self, clip_id: str, rng: np.random.Generator) -> torch.Tensor:
         """One random view ``[3, clip_len, train_size, train_size]`` uint8."""

@@ -24,7 +24,7 @@ from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
 from mgcli.train.config import load_config
-from mgcli.train.data import open_split
+from mgcli.train.data import artifact_kind, open_split
 from mgcli.train.distributed import Context
 from mgcli.train.loop import build_for_data, make_optimizer, train_step
 
@@ -32,7 +32,7 @@ from mgcli.train.loop import build_for_data, make_optimizer, train_step
 def bench(name: str, overrides: list[str], steps: int) -> None:
     cfg = load_config(None, [*overrides, "data.workers=2", "train.amp=false"])
     ds = open_split(cfg, "train", train=True)
-    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, "heatmaps" if "heatmaps" in cfg.data.path else "frames")
+    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, artifact_kind(cfg.data.path))
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     ctx = Context()
@@ -72,9 +72,9 @@ def main() -> None:
         generate_sample(tmp / "s", SampleConfig(), workers=2)
         extract_pose(tmp / "s", tmp / "poses.h5",
                      ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
-        build_heatmaps(tmp / "poses.h5", tmp / "joint.h5", BuildOptions(kind="joint"))
+        build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-joint.h5", BuildOptions(kind="joint"))
         pose = [
-            "model.name=posec3d_slowonly", f"data.path={tmp / 'joint.h5'}", "data.view.clip_len=32",
+            "model.name=posec3d_slowonly", f"data.path={tmp / 'heatmaps-joint.h5'}", "data.view.clip_len=32",
             "train.batch_size=8", "optim.lr=0.01",
         ]  # fmt: skip
         bench("pose branch (paper size)", pose, args.steps)

@@ -39,7 +39,10 @@ def main() -> None:
         for key, (name, artifact) in runs.items():
             if args.only and key != args.only:
                 continue
-            cfg = load_config(PIPELINES / f"{name}.yaml", [f"data.path={tmp / artifact}", f"out_dir={tmp / 'runs'}"])
+            cfg = load_config(
+                PIPELINES / f"{name}.yaml",
+                [f"data.path={tmp / artifact}", f"data.poses={tmp / 'poses.h5'}", f"out_dir={tmp / 'runs'}"],
+            )
             m = launch(cfg, quiet=True)
             s = m["splits"]
             print(
