@@ -1,0 +1,483 @@
+"""RGBPoseConv3D: PoseConv3D's two-pathway network over RGB clips and pose heatmap volumes.
+
+Two SlowOnly :class:`~mgcli.models.resnet3d.ResNet3d` pathways run side by side and trade
+features between stages, SlowFast style:
+
+- the RGB pathway (ResNet-50, width 64) sees few frames at high resolution (8 x 224 x 224);
+- the pose pathway (3 stages, width 32) sees ``speed_ratio`` times more frames at low resolution
+  (32 x 56 x 56), so after the RGB stem both maps have the same spatial size at every level.
+
+Before a receiving stage, the other pathway's latest feature map goes through a lateral module and
+is concatenated *after* the receiving pathway's own channels (``cat([own, lateral], dim=1)``); the
+first block of that stage is built with the extra input channels.
+
+- pose -> RGB: a ``fusion_kernel x 1 x 1`` Conv3d with temporal stride ``speed_ratio`` (32 -> 8
+  frames), no bias, no BN, no ReLU.
+- RGB -> pose: a ``fusion_kernel x 1 x 1`` ConvTranspose3d with temporal stride ``speed_ratio``
+  (8 -> 32 frames), followed by BN and ReLU.
+
+Each modality keeps its own classifier (:class:`RGBPoseHead`). :func:`merge_branch_weights` is the
+paper's two-step initialisation: start the fused model from separately trained ``rgb_slowonly`` and
+``posec3d_slowonly`` classifiers, zero-padding the input channels that lateral features add.
+
+Shapes are ``[N, C, T, H, W]``; strides given as pairs are ``(temporal, spatial)``.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mgcli.errors import MgError
+from mgcli.models.heads import I3DHead
+from mgcli.models.resnet3d import Bottleneck3d, ResNet3d
+
+__all__ = [
+    "RGBPoseClassifier",
+    "RGBPoseConv3D",
+    "RGBPoseHead",
+    "merge_branch_weights",
+    "rgbpose_conv3d",
+]
+
+# The values of mgcli.models.IMAGENET_MEAN / IMAGENET_STD, repeated here so that mgcli.models can
+# import this module without a cycle (a test keeps them equal).
+IMAGENET_MEAN = (123.675, 116.28, 103.53)
+IMAGENET_STD = (58.395, 57.12, 57.375)
+
+
+def _stage_input_channels(base: int, stage: int) -> int:
+    """Channels entering stage ``stage`` of a bottleneck ResNet3d (before any lateral channels)."""
+    return base if stage == 0 else base * 2 ** (stage - 1) * Bottleneck3d.expansion
+
+
+def _stage_output_channels(base: int, stage: int) -> int:
+    """Channels leaving stage ``stage`` of a bottleneck ResNet3d."""
+    return base * 2**stage * Bottleneck3d.expansion
+
+
+def _flags(name: str, value: Sequence[int], num_stages: int) -> tuple[int, ...]:
+    """A per-stage 0/1 tuple with one entry per stage."""
+    value = tuple(int(v) for v in value)
+    if len(value) != num_stages or any(v not in (0, 1) for v in value):
+        raise ValueError(f"{name} needs one 0/1 entry per stage ({num_stages}), got {list(value)}")
+    return value
+
+
+def _downsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ratio: int) -> nn.Conv3d:
+    """Pose -> RGB lateral: ``kernel x 1 x 1`` convolution, temporal stride ``speed_ratio``."""
+    return nn.Conv3d(in_channels, out_channels, (kernel, 1, 1), stride=(speed_ratio, 1, 1),
+                     padding=((kernel - 1) // 2, 0, 0), bias=False)
+
+
+def _upsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ratio: int) -> nn.Sequential:
+    """RGB -> pose lateral: ``kernel x 1 x 1`` transposed convolution (T -> ``speed_ratio * T``), BN, ReLU.
+
+    The output padding makes the length exactly ``speed_ratio * T`` for an odd ``kernel``.
+    """
+    padding = (kernel - 1) // 2
+    output_padding = speed_ratio - kernel + 2 * padding  # (T-1)*s - 2p + k + op == s*T
+    conv = nn.ConvTranspose3d(in_channels, out_channels, (kernel, 1, 1), stride=(speed_ratio, 1, 1),
+                              padding=(padding, 0, 0), output_padding=(output_padding, 0, 0), bias=False)
+    return nn.Sequential(OrderedDict([("conv", conv), ("bn", nn.BatchNorm3d(out_channels)), ("relu", nn.ReLU())]))
+
+
+def _concat(name: str, own: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+    """``cat([own, lateral], dim=1)``, with a readable error when the maps do not line up."""
+    if own.shape[0] != lateral.shape[0] or own.shape[2:] != lateral.shape[2:]:
+        raise ValueError(
+            f"{name}: features {list(own.shape)} and lateral {list(lateral.shape)} differ in N/T/H/W; the pose "
+            "clip needs speed_ratio times the RGB frames and the spatial sizes must meet (e.g. 8 x 224 x 224 RGB "
+            "with 32 x 56 x 56 pose)")
+    return torch.cat((own, lateral), dim=1)
+
+
+class RGBPoseConv3D(nn.Module):
+    """Two ResNet3d pathways (``self.rgb``, ``self.pose``) joined by bidirectional lateral connections.
+
+    The pathways are aligned from the end: with ``offset = len(rgb stages) - len(pose stages)``
+    (1 in the paper), *level* ``j`` runs RGB stage ``j + offset`` and pose stage ``j`` side by side.
+    RGB stages before ``offset`` run alone after the stems. Between levels, :meth:`exchange` feeds each
+    pathway the other's features.
+
+    Lateral modules live in ``rgb_laterals`` (pose -> RGB, keyed by the RGB stage they feed) and
+    ``pose_laterals`` (RGB -> pose, keyed by the pose stage they feed). Widths follow pyskl's
+    ``ResNet3dPathway``: with ``c_in(i)`` the channels entering a stage,
+
+    - into RGB stage ``i``: ``c_in(i) * rgb_lateral_infl // channel_ratio`` channels
+      (paper: 128 into stage 2, 256 into stage 3);
+    - into pose stage ``j``: ``c_in(j) * channel_ratio // pose_lateral_infl`` channels
+      (paper: 32 into stage 1, 64 into stage 2).
+
+    Each lateral reads the source pathway's actual output width (paper: 128/256 pose channels,
+    512/1024 RGB channels).
+
+    Args:
+        rgb_in_channels, pose_in_channels: input channels (3; joints or limbs).
+        rgb_base, pose_base: stem widths of the pathways.
+        rgb_stage_blocks, pose_stage_blocks: bottlenecks per stage (RGB needs at least as many stages).
+        speed_ratio: pose frames per RGB frame; the laterals' temporal stride.
+        channel_ratio: pyskl's ``channel_ratio`` (beta), scales the lateral widths as above.
+        fusion_kernel: temporal kernel of the lateral (transposed) convolutions; odd.
+        rgb_lateral, pose_lateral: per stage, 1 if that stage receives lateral features.
+        rgb_lateral_infl, pose_lateral_infl: pyskl's ``lateral_infl`` of each pathway.
+        rgb_conv1_kernel, ..., pose_temporal_strides: per-pathway :class:`ResNet3d` settings.
+        rgb_detach, pose_detach: stop gradients from the RGB (pose) pathway's laterals into the
+            other pathway (the lateral itself still trains).
+        rgb_drop_path, pose_drop_path: in training, probability of zeroing all laterals into the
+            RGB (pose) pathway for a whole forward pass (one draw per batch, as in pyskl).
+        zero_init_residual: start each bottleneck's last BN at zero.
+    """
+
+    def __init__(
+        self,
+        rgb_in_channels: int = 3,
+        pose_in_channels: int = 17,
+        rgb_base: int = 64,
+        pose_base: int = 32,
+        rgb_stage_blocks: Sequence[int] = (3, 4, 6, 3),
+        pose_stage_blocks: Sequence[int] = (4, 6, 3),
+        speed_ratio: int = 4,
+        channel_ratio: int = 4,
+        fusion_kernel: int = 7,
+        rgb_lateral: Sequence[int] = (0, 0, 1, 1),
+        pose_lateral: Sequence[int] = (0, 1, 1),
+        rgb_lateral_infl: int = 1,
+        pose_lateral_infl: int = 16,
+        rgb_conv1_kernel: Sequence[int] = (1, 7, 7),
+        rgb_conv1_stride: Sequence[int] = (1, 2),
+        rgb_pool1_stride: Sequence[int] = (1, 2),
+        rgb_inflate: Sequence[int] = (0, 0, 1, 1),
+        rgb_spatial_strides: Sequence[int] = (1, 2, 2, 2),
+        rgb_temporal_strides: Sequence[int] = (1, 1, 1, 1),
+        pose_conv1_kernel: Sequence[int] = (1, 7, 7),
+        pose_conv1_stride: Sequence[int] = (1, 1),
+        pose_pool1_stride: Sequence[int] = (1, 1),
+        pose_inflate: Sequence[int] = (0, 1, 1),
+        pose_spatial_strides: Sequence[int] = (2, 2, 2),
+        pose_temporal_strides: Sequence[int] = (1, 1, 1),
+        rgb_detach: bool = False,
+        pose_detach: bool = False,
+        rgb_drop_path: float = 0.0,
+        pose_drop_path: float = 0.0,
+        zero_init_residual: bool = True,
+    ) -> None:
+        super().__init__()
+        n_rgb, n_pose = len(rgb_stage_blocks), len(pose_stage_blocks)
+        if n_pose < 1 or n_rgb < n_pose:
+            raise ValueError(f"the RGB pathway needs at least as many stages as the pose pathway, got "
+                             f"{n_rgb} and {n_pose}")
+        offset = n_rgb - n_pose
+        rgb_lateral = _flags("rgb_lateral", rgb_lateral, n_rgb)
+        pose_lateral = _flags("pose_lateral", pose_lateral, n_pose)
+        if any(rgb_lateral[: offset + 1]):
+            raise ValueError(f"rgb_lateral: only RGB stages after the first level (from stage {offset + 1}) can "
+                             f"receive pose features, got {list(rgb_lateral)}")
+        if pose_lateral[0]:
+            raise ValueError(f"pose_lateral: pose stage 0 cannot receive RGB features, got {list(pose_lateral)}")
+        for name, v in (("speed_ratio", speed_ratio), ("channel_ratio", channel_ratio),
+                        ("rgb_lateral_infl", rgb_lateral_infl), ("pose_lateral_infl", pose_lateral_infl),
+                        ("rgb_base", rgb_base), ("pose_base", pose_base)):
+            if v < 1:
+                raise ValueError(f"{name} must be positive, got {v}")
+        if fusion_kernel < 1 or fusion_kernel % 2 == 0:
+            raise ValueError(f"fusion_kernel must be a positive odd number, got {fusion_kernel}")
+        for name, p in (("rgb_drop_path", rgb_drop_path), ("pose_drop_path", pose_drop_path)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {p}")
+
+        rgb_extra = [0] * n_rgb
+        pose_extra = [0] * n_pose
+        for i in range(n_rgb):
+            if rgb_lateral[i]:
+                rgb_extra[i] = _stage_input_channels(rgb_base, i) * rgb_lateral_infl // channel_ratio
+        for j in range(n_pose):
+            if pose_lateral[j]:
+                pose_extra[j] = _stage_input_channels(pose_base, j) * channel_ratio // pose_lateral_infl
+        if any(c == 0 for c, on in zip(rgb_extra + pose_extra, rgb_lateral + pose_lateral, strict=True) if on):
+            raise ValueError("a lateral connection would have zero channels; raise the widths or lateral_infl")
+
+        self.offset = offset
+        self.speed_ratio = speed_ratio
+        self.channel_ratio = channel_ratio
+        self.fusion_kernel = fusion_kernel
+        self.rgb_detach = rgb_detach
+        self.pose_detach = pose_detach
+        self.rgb_drop_path = float(rgb_drop_path)
+        self.pose_drop_path = float(pose_drop_path)
+        self._drop_into_rgb = self._drop_into_pose = False  # drawn by forward
+
+        self.rgb = ResNet3d(rgb_in_channels, rgb_base, rgb_stage_blocks, rgb_conv1_kernel, rgb_conv1_stride,
+                            rgb_pool1_stride, rgb_inflate, rgb_spatial_strides, rgb_temporal_strides,
+                            zero_init_residual, lateral_inplanes=rgb_extra)
+        self.pose = ResNet3d(pose_in_channels, pose_base, pose_stage_blocks, pose_conv1_kernel, pose_conv1_stride,
+                             pose_pool1_stride, pose_inflate, pose_spatial_strides, pose_temporal_strides,
+                             zero_init_residual, lateral_inplanes=pose_extra)
+
+        self.rgb_laterals = nn.ModuleDict()
+        for i in range(n_rgb):
+            if rgb_lateral[i]:
+                source = _stage_output_channels(pose_base, i - offset - 1)
+                self.rgb_laterals[str(i)] = _downsample_lateral(source, rgb_extra[i], fusion_kernel, speed_ratio)
+        self.pose_laterals = nn.ModuleDict()
+        for j in range(n_pose):
+            if pose_lateral[j]:
+                source = _stage_output_channels(rgb_base, j + offset - 1)
+                self.pose_laterals[str(j)] = _upsample_lateral(source, pose_extra[j], fusion_kernel, speed_ratio)
+        # The lateral Conv3d follows the pathways' init; the transposed convolutions keep PyTorch's
+        # default init and the lateral BNs start at weight 1, bias 0 (as in pyskl).
+        for m in self.rgb_laterals.modules():
+            if isinstance(m, nn.Conv3d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+
+        self.rgb_out_channels = self.rgb.out_channels
+        self.pose_out_channels = self.pose.out_channels
+
+    def _draw_drops(self) -> None:
+        """Decide once per forward (training only) whether the laterals into each pathway are zeroed."""
+        def draw(p: float) -> bool:
+            return self.training and p > 0 and bool(torch.rand(()) < p)
+
+        self._drop_into_rgb = draw(self.rgb_drop_path)
+        self._drop_into_pose = draw(self.pose_drop_path)
+
+    def exchange(self, level: int, x_rgb: torch.Tensor, x_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Lateral fusion before ``level`` (RGB stage ``level + offset``, pose stage ``level``).
+
+        ``x_rgb`` and ``x_pose`` are the outputs of the previous level; the result is what the two
+        stages of ``level`` receive. Override (or wrap) this method to change how the pathways meet.
+        """
+        rgb_key, pose_key = str(level + self.offset), str(level)
+        into_rgb = into_pose = None
+        if rgb_key in self.rgb_laterals:
+            src = x_pose.detach() if self.rgb_detach else x_pose
+            into_rgb = self.rgb_laterals[rgb_key](src)
+            if self._drop_into_rgb:
+                into_rgb = torch.zeros_like(into_rgb)
+        if pose_key in self.pose_laterals:
+            src = x_rgb.detach() if self.pose_detach else x_rgb
+            into_pose = self.pose_laterals[pose_key](src)
+            if self._drop_into_pose:
+                into_pose = torch.zeros_like(into_pose)
+        if into_rgb is not None:
+            x_rgb = _concat(f"RGB stage {rgb_key}", x_rgb, into_rgb)
+        if into_pose is not None:
+            x_pose = _concat(f"pose stage {pose_key}", x_pose, into_pose)
+        return x_rgb, x_pose
+
+    def forward(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """RGB ``[N, 3, T, H, W]`` and heatmaps ``[N, K, speed_ratio*T, H/4, W/4]`` -> the two last feature maps.
+
+        At the paper size, 8 x 224 x 224 and 32 x 56 x 56 give ``[N, 2048, 8, 7, 7]`` and
+        ``[N, 512, 32, 7, 7]``.
+        """
+        self._draw_drops()
+        x_rgb = self.rgb.stem(rgb)
+        x_pose = self.pose.stem(pose)
+        for stage in self.rgb.stages[: self.offset]:
+            x_rgb = stage(x_rgb)
+        for level, pose_stage in enumerate(self.pose.stages):
+            if level > 0:
+                x_rgb, x_pose = self.exchange(level, x_rgb, x_pose)
+            x_rgb = self.rgb.stages[level + self.offset](x_rgb)
+            x_pose = pose_stage(x_pose)
+        return x_rgb, x_pose
+
+
+class RGBPoseHead(nn.Module):
+    """One I3D head per modality (``self.rgb``, ``self.pose``): pool, dropout, linear.
+
+    Args:
+        rgb_channels, pose_channels: channels of the two feature maps.
+        num_classes: number of classes.
+        dropout: dropout before each classifier.
+        init_std: std of the classifiers' normal init.
+        loss_weights: weights of the RGB and pose cross-entropy terms in :meth:`loss`.
+    """
+
+    def __init__(self, rgb_channels: int, pose_channels: int, num_classes: int, dropout: float = 0.5,
+                 init_std: float = 0.01, loss_weights: Sequence[float] = (1.0, 1.0)) -> None:
+        super().__init__()
+        if len(loss_weights) != 2:
+            raise ValueError(f"loss_weights needs two values (rgb, pose), got {list(loss_weights)}")
+        self.rgb = I3DHead(rgb_channels, num_classes, dropout, init_std)
+        self.pose = I3DHead(pose_channels, num_classes, dropout, init_std)
+        self.num_classes = num_classes
+        self.loss_weights = {"rgb": float(loss_weights[0]), "pose": float(loss_weights[1])}
+
+    def forward(self, rgb_feat: torch.Tensor, pose_feat: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The two feature maps -> ``{"rgb": logits, "pose": logits}``, each ``[N, num_classes]``."""
+        return {"rgb": self.rgb(rgb_feat), "pose": self.pose(pose_feat)}
+
+    def loss(self, logits: Mapping[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Weighted cross-entropy per modality: ``{"rgb": w_rgb * CE, "pose": w_pose * CE}`` (sum them to train)."""
+        return {k: w * F.cross_entropy(logits[k], target) for k, w in self.loss_weights.items()}
+
+
+class RGBPoseClassifier(nn.Module):
+    """RGBPoseConv3D backbone + :class:`RGBPoseHead`, normalising the RGB input on the device.
+
+    RGB clips (uint8 or 0..255 floats) are converted to float and normalised with ``rgb_mean`` /
+    ``rgb_std`` (ImageNet by default; None skips it). Heatmaps are only converted to float if they
+    are not already.
+    """
+
+    def __init__(self, backbone: RGBPoseConv3D, head: RGBPoseHead,
+                 rgb_mean: Sequence[float] | None = IMAGENET_MEAN,
+                 rgb_std: Sequence[float] | None = IMAGENET_STD) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.head = head
+        self.num_classes = head.num_classes
+        if (rgb_mean is None) != (rgb_std is None):
+            raise ValueError("give both rgb_mean and rgb_std, or neither")
+        if rgb_mean is not None:
+            mean = torch.tensor(rgb_mean, dtype=torch.float32)
+            std = torch.tensor(rgb_std, dtype=torch.float32)
+            if mean.shape != std.shape or (std <= 0).any():
+                raise ValueError("rgb_mean and rgb_std need the same length and a positive std")
+            self.register_buffer("rgb_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
+            self.register_buffer("rgb_std", std.view(1, -1, 1, 1, 1), persistent=False)
+        else:
+            self.rgb_mean = None
+            self.rgb_std = None
+
+    def normalize(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Float conversion of both inputs and mean/std normalisation of the RGB clip."""
+        if not rgb.is_floating_point():
+            rgb = rgb.float()
+        if self.rgb_mean is not None:
+            rgb = (rgb - self.rgb_mean) / self.rgb_std
+        if not pose.is_floating_point():
+            pose = pose.float()
+        return rgb, pose
+
+    def features(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backbone's two feature maps (after normalisation)."""
+        return self.backbone(*self.normalize(rgb, pose))
+
+    def forward(self, rgb: torch.Tensor, pose: torch.Tensor) -> dict[str, torch.Tensor]:
+        """RGB clip and heatmap volume -> ``{"rgb": logits, "pose": logits}``."""
+        return self.head(*self.features(rgb, pose))
+
+
+def rgbpose_conv3d(
+    num_classes: int,
+    rgb_in_channels: int = 3,
+    pose_in_channels: int = 17,
+    rgb_base: int = 64,
+    pose_base: int = 32,
+    rgb_stage_blocks: tuple[int, ...] = (3, 4, 6, 3),
+    pose_stage_blocks: tuple[int, ...] = (4, 6, 3),
+    speed_ratio: int = 4,
+    channel_ratio: int = 4,
+    fusion_kernel: int = 7,
+    rgb_lateral: tuple[int, ...] = (0, 0, 1, 1),
+    pose_lateral: tuple[int, ...] = (0, 1, 1),
+    rgb_lateral_infl: int = 1,
+    pose_lateral_infl: int = 16,
+    rgb_conv1_kernel: tuple[int, ...] = (1, 7, 7),
+    rgb_conv1_stride: tuple[int, ...] = (1, 2),
+    rgb_pool1_stride: tuple[int, ...] = (1, 2),
+    rgb_inflate: tuple[int, ...] = (0, 0, 1, 1),
+    rgb_spatial_strides: tuple[int, ...] = (1, 2, 2, 2),
+    rgb_temporal_strides: tuple[int, ...] = (1, 1, 1, 1),
+    pose_conv1_kernel: tuple[int, ...] = (1, 7, 7),
+    pose_conv1_stride: tuple[int, ...] = (1, 1),
+    pose_pool1_stride: tuple[int, ...] = (1, 1),
+    pose_inflate: tuple[int, ...] = (0, 1, 1),
+    pose_spatial_strides: tuple[int, ...] = (2, 2, 2),
+    pose_temporal_strides: tuple[int, ...] = (1, 1, 1),
+    rgb_detach: bool = False,
+    pose_detach: bool = False,
+    rgb_drop_path: float = 0.0,
+    pose_drop_path: float = 0.0,
+    dropout: float = 0.5,
+    loss_weights: tuple[float, ...] = (1.0, 1.0),
+) -> RGBPoseClassifier:
+    """PoseConv3D's RGBPoseConv3D on RGB clips ``[N, 3, 8, 224, 224]`` and heatmaps ``[N, K, 32, 56, 56]``.
+
+    Returns per-modality logits ``{"rgb": ..., "pose": ...}``. RGB frames are normalised with the
+    ImageNet mean/std inside the model when ``rgb_in_channels`` is 3. See :class:`RGBPoseConv3D`
+    for the options; ``dropout`` and ``loss_weights`` (rgb, pose) go to :class:`RGBPoseHead`.
+    """
+    backbone = RGBPoseConv3D(
+        rgb_in_channels=rgb_in_channels, pose_in_channels=pose_in_channels, rgb_base=rgb_base,
+        pose_base=pose_base, rgb_stage_blocks=rgb_stage_blocks, pose_stage_blocks=pose_stage_blocks,
+        speed_ratio=speed_ratio, channel_ratio=channel_ratio, fusion_kernel=fusion_kernel,
+        rgb_lateral=rgb_lateral, pose_lateral=pose_lateral, rgb_lateral_infl=rgb_lateral_infl,
+        pose_lateral_infl=pose_lateral_infl, rgb_conv1_kernel=rgb_conv1_kernel, rgb_conv1_stride=rgb_conv1_stride,
+        rgb_pool1_stride=rgb_pool1_stride, rgb_inflate=rgb_inflate, rgb_spatial_strides=rgb_spatial_strides,
+        rgb_temporal_strides=rgb_temporal_strides, pose_conv1_kernel=pose_conv1_kernel,
+        pose_conv1_stride=pose_conv1_stride, pose_pool1_stride=pose_pool1_stride, pose_inflate=pose_inflate,
+        pose_spatial_strides=pose_spatial_strides, pose_temporal_strides=pose_temporal_strides,
+        rgb_detach=rgb_detach, pose_detach=pose_detach, rgb_drop_path=rgb_drop_path,
+        pose_drop_path=pose_drop_path,
+    )
+    head = RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels, num_classes, dropout,
+                       loss_weights=loss_weights)
+    if rgb_in_channels == 3:
+        return RGBPoseClassifier(backbone, head)
+    return RGBPoseClassifier(backbone, head, None, None)
+
+
+# --------------------------------------------------------------------------- two-step initialisation
+
+def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch.Tensor],
+                         pose_state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+    """Initialise ``model`` from an RGB-only and a pose-only classifier (PoseConv3D's two-step init).
+
+    ``rgb_state`` is the state dict of an ``rgb_slowonly`` :class:`~mgcli.models.Classifier`
+    (``backbone.*``, ``head.*``) and goes to ``backbone.rgb.*`` / ``head.rgb.*``; ``pose_state``
+    (``posec3d_slowonly``) goes to ``backbone.pose.*`` / ``head.pose.*``. A checkpoint dict that
+    wraps the weights under ``"state_dict"`` is unwrapped.
+
+    Lateral features are concatenated after a stage's own channels, so where the fused tensor has
+    more input channels (dim 1) than the branch's (first conv and shortcut of a receiving stage),
+    the branch weights fill the leading channels and the trailing ones are zero: at the start the
+    laterals contribute nothing and each pathway computes exactly what its branch did.
+
+    Returns:
+        ``{"loaded": [...], "padded": [...], "new": [...], "unused": [...]}``: fused keys copied
+        as they are, fused keys zero-padded, fused keys left at their init (the laterals), and branch
+        keys with no counterpart (prefixed ``rgb:`` / ``pose:``).
+
+    Raises:
+        MgError: a tensor whose shape fits neither as it is nor by input-channel padding.
+    """
+    target = model.state_dict()
+    merged = dict(target)
+    report: dict[str, list[str]] = {"loaded": [], "padded": [], "new": [], "unused": []}
+    filled: set[str] = set()
+    for branch, state in (("rgb", rgb_state), ("pose", pose_state)):
+        if isinstance(state.get("state_dict"), Mapping):
+            state = state["state_dict"]
+        for key, src in state.items():
+            part, _, rest = key.partition(".")
+            name = f"{part}.{branch}.{rest}" if part in ("backbone", "head") else None
+            if name is None or name not in target:
+                report["unused"].append(f"{branch}:{key}")
+                continue
+            dst = target[name]
+            if not isinstance(src, torch.Tensor):
+                raise MgError(f"{branch} branch weights: {key!r} is not a tensor")
+            if src.shape == dst.shape:
+                merged[name] = src.detach().clone().to(dst.dtype)
+                report["loaded"].append(name)
+            elif src.dim() >= 2 and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:] \
+                    and src.shape[1] < dst.shape[1]:
+                padded = torch.zeros_like(dst)
+                padded[:, : src.shape[1]] = src
+                merged[name] = padded
+                report["padded"].append(name)
+            else:
+                raise MgError(f"{branch} branch weights: {key!r} has shape {list(src.shape)} but {name!r} in the "
+                              f"fused model has {list(dst.shape)} (different widths or depths?)")
+            filled.add(name)
+    report["new"] = [k for k in target if k not in filled]
+    model.load_state_dict(merged)
+    return report
