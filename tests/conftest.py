@@ -107,3 +107,14 @@ def train_artifacts(small_sample: Path, tmp_path_factory: pytest.TempPathFactory
     extract_pose(small_sample, d / "poses.h5", ExtractOptions(layout="coco17", frames_out=d / "frames.h5", frame_size=64))
     build_heatmaps(d / "poses.h5", d / "heatmaps-joint.h5", BuildOptions(kind="joint", size=64))
     return d
+
+
+@pytest.fixture(scope="module")
+def one_thread():  # noqa: ANN201 - a generator fixture
+    """Tiny tensors gain nothing from threads; one keeps these tests steady on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,13 +10,7 @@ from mgcli.models.fusion import CrossModalFusion
 C1, C2, HIDDEN = 16, 8, 12
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny tensors gain nothing from threads."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def inputs(t1: int = 2, t2: int = 8, n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -12,12 +12,7 @@ import torch
 from mgcli.models.prototypes import PrototypeRefinement, batch_groups, class_centres, prototype_loss
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    old = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(old)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cos(a: list[float], b: list[float]) -> float:

@@ -26,13 +26,7 @@ TINY = {"rgb_base": 8, "pose_base": 4, "rgb_stage_blocks": (1, 1, 1, 1), "pose_s
 NUM_CLASSES = 6
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    """Tiny convolutions gain nothing from threads; one keeps these tests steady on a busy machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny_inputs(n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -9,7 +9,35 @@ from torch import nn
 
 from mgcli.models.heads import I3DHead
 
-__all__ = ["Classifier"]
+__all__ = ["Classifier", "InputNorm"]
+
+
+class InputNorm(nn.Module):
+    """Float conversion and per-channel ``(x - mean) / std`` of ``[N, C, T, H, W]`` clips, on the
+    device (0..255 scale; no normalisation when both are None). The statistics are not saved."""
+
+    def __init__(self, mean: Sequence[float] | None = None, std: Sequence[float] | None = None) -> None:
+        super().__init__()
+        if mean is None and std is None:
+            self.register_buffer("mean", None, persistent=False)
+            self.register_buffer("std", None, persistent=False)
+            return
+        n = len(mean if mean is not None else std)
+        m = torch.tensor(mean if mean is not None else [0.0] * n, dtype=torch.float32)
+        sd = torch.tensor(std if std is not None else [1.0] * n, dtype=torch.float32)
+        if m.shape != sd.shape:
+            raise ValueError(f"the mean has {m.numel()} channels but the std has {sd.numel()}")
+        if (sd <= 0).any():
+            raise ValueError("the std must be positive")
+        self.register_buffer("mean", m.view(1, -1, 1, 1, 1), persistent=False)
+        self.register_buffer("std", sd.view(1, -1, 1, 1, 1), persistent=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not x.is_floating_point():
+            x = x.float()
+        if self.mean is not None:
+            x = (x - self.mean) / self.std
+        return x
 
 
 class Classifier(nn.Module):
@@ -32,28 +60,15 @@ class Classifier(nn.Module):
         self.backbone = backbone
         self.head = head
         self.num_classes = head.num_classes
-        self.normalize_input = input_mean is not None or input_std is not None
-        if self.normalize_input:
-            n = len(input_mean if input_mean is not None else input_std)
-            mean = torch.tensor(input_mean if input_mean is not None else [0.0] * n, dtype=torch.float32)
-            std = torch.tensor(input_std if input_std is not None else [1.0] * n, dtype=torch.float32)
-            if mean.shape != std.shape:
-                raise ValueError(f"input_mean has {mean.numel()} channels but input_std has {std.numel()}")
-            if (std <= 0).any():
-                raise ValueError("input_std must be positive")
-            self.register_buffer("input_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
-            self.register_buffer("input_std", std.view(1, -1, 1, 1, 1), persistent=False)
-        else:
-            self.input_mean = None
-            self.input_std = None
+        self.input_norm = InputNorm(input_mean, input_std)
+
+    @property
+    def input_mean(self) -> torch.Tensor | None:
+        return self.input_norm.mean
 
     def normalize(self, x: torch.Tensor) -> torch.Tensor:
         """Convert the input to float and apply the per-channel normalisation (if any)."""
-        if not x.is_floating_point():
-            x = x.float()
-        if self.input_mean is not None:
-            x = (x - self.input_mean) / self.input_std
-        return x
+        return self.input_norm(x)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """``[N, C, T, H, W]`` -> backbone feature map ``[N, C', T', H', W']`` (after normalisation)."""

@@ -33,6 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgcli.errors import MgError
+from mgcli.models.classifier import InputNorm
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d
 
@@ -335,26 +336,16 @@ class RGBPoseClassifier(nn.Module):
         self.num_classes = head.num_classes
         if (rgb_mean is None) != (rgb_std is None):
             raise ValueError("give both rgb_mean and rgb_std, or neither")
-        if rgb_mean is not None:
-            mean = torch.tensor(rgb_mean, dtype=torch.float32)
-            std = torch.tensor(rgb_std, dtype=torch.float32)
-            if mean.shape != std.shape or (std <= 0).any():
-                raise ValueError("rgb_mean and rgb_std need the same length and a positive std")
-            self.register_buffer("rgb_mean", mean.view(1, -1, 1, 1, 1), persistent=False)
-            self.register_buffer("rgb_std", std.view(1, -1, 1, 1, 1), persistent=False)
-        else:
-            self.rgb_mean = None
-            self.rgb_std = None
+        self.rgb_norm = InputNorm(rgb_mean, rgb_std)
+        self.pose_norm = InputNorm()
+
+    @property
+    def rgb_mean(self) -> torch.Tensor | None:
+        return self.rgb_norm.mean
 
     def normalize(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Float conversion of both inputs and mean/std normalisation of the RGB clip."""
-        if not rgb.is_floating_point():
-            rgb = rgb.float()
-        if self.rgb_mean is not None:
-            rgb = (rgb - self.rgb_mean) / self.rgb_std
-        if not pose.is_floating_point():
-            pose = pose.float()
-        return rgb, pose
+        return self.rgb_norm(rgb), self.pose_norm(pose)
 
     def features(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The backbone's two feature maps (after normalisation)."""
