@@ -309,20 +309,25 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
 
 
 def train_process(
-    cfg: RunConfig, resume: bool = False, overwrite: bool = False, use_cuda: bool = True, quiet: bool = True
+    cfg: RunConfig, resume: bool = False, overwrite: bool = False, use_cuda: bool = True, quiet: bool = True,
+    facts: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """One process of a run (all of it without a process group): train, evaluate, write the run folder."""
+    """One process of a run (all of it without a process group): train, evaluate, write the run folder.
+    ``facts``: what :func:`prepare` found, when the launcher has checked already."""
     ctx = dist_.init(use_cuda)
     reporter: Reporter = RichReporter(quiet) if ctx.main else Reporter()
     try:
-        return _train(cfg, ctx, resume, overwrite, reporter)
+        return _train(cfg, ctx, resume, overwrite, reporter, facts)
     finally:
         dist_.shutdown()
 
 
-def _train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter) -> dict[str, Any]:
+def _train(
+    cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter, facts: dict[str, Any] | None
+) -> dict[str, Any]:
     t_start, cpu_start = time.perf_counter(), _cpu_seconds()
-    facts = prepare(cfg, resume, overwrite, check_outputs=ctx.main)
+    if facts is None:
+        facts = prepare(cfg, resume, overwrite, check_outputs=ctx.main)
     run_dir = cfg.run_dir
     if ctx.main:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -544,21 +549,23 @@ def launch(
     if nprocs < 1:
         raise MgError("--procs must be at least 1")
     use_cuda = not cpu and (gpus > 0 or (procs == 1 and torch.cuda.is_available()))
-    prepare(cfg, resume, overwrite)  # fail here, with one line, rather than in N processes
+    facts = prepare(cfg, resume, overwrite)  # fail here, with one line, rather than in N processes
     if nprocs == 1:
-        return train_process(cfg, resume, overwrite, use_cuda, quiet)
+        return train_process(cfg, resume, overwrite, use_cuda, quiet, facts)
     import torch.multiprocessing as mp
 
     try:
-        dist_.spawn(nprocs, _spawned_train, cfg, resume, overwrite, use_cuda, quiet)
+        dist_.spawn(nprocs, _spawned_train, cfg, resume, overwrite, use_cuda, quiet, facts)
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1]
         raise MgError(f"a training process failed: {last}") from None
     return json.loads((cfg.run_dir / "metrics.json").read_text())
 
 
-def _spawned_train(cfg: RunConfig, resume: bool, overwrite: bool, use_cuda: bool, quiet: bool) -> None:
-    train_process(cfg, resume, overwrite, use_cuda, quiet)
+def _spawned_train(
+    cfg: RunConfig, resume: bool, overwrite: bool, use_cuda: bool, quiet: bool, facts: dict[str, Any]
+) -> None:
+    train_process(cfg, resume, overwrite, use_cuda, quiet, facts)
 
 
 # ------------------------------------------------------------------------------------- mg evaluate
