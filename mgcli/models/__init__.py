@@ -14,7 +14,6 @@ type is a one-line :class:`~mgcli.errors.MgError` rather than a traceback.
 from __future__ import annotations
 
 import inspect
-import types
 import typing
 import warnings
 from collections.abc import Callable
@@ -23,12 +22,15 @@ from typing import Any
 
 from torch import nn
 
+from mgcli import typecheck
 from mgcli.errors import MgError
-from mgcli.models.classifier import Classifier
+from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
 
 __all__ = [
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
     "MODELS",
     "Bottleneck3d",
     "Classifier",
@@ -43,8 +45,6 @@ __all__ = [
     "rgb_slowonly",
 ]
 
-IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0..255 scale, RGB order
-IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 # --------------------------------------------------------------------------- builders
@@ -158,65 +158,6 @@ MODELS: dict[str, ModelSpec] = {
 
 # --------------------------------------------------------------------------- option checking
 
-class _Mismatch(Exception):
-    """Raised inside :func:`_coerce` when a value does not fit an annotation."""
-
-
-def _describe(hint: Any) -> str:
-    """A human name for a type annotation: ``int``, ``list of int``, ``str or null``."""
-    if hint is type(None):
-        return "null"
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        return " or ".join(_describe(a) for a in typing.get_args(hint))
-    if origin is tuple:
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return f"list of {_describe(args[0])}"
-        return f"list of {len(args)} values ({', '.join(_describe(a) for a in args)})"
-    return getattr(hint, "__name__", str(hint))
-
-
-def _coerce(value: Any, hint: Any) -> Any:
-    """``value`` converted to fit ``hint`` (lists -> tuples, int -> float), or :class:`_Mismatch`."""
-    if hint is Any:
-        return value
-    if hint is type(None):
-        if value is None:
-            return None
-        raise _Mismatch
-    origin = typing.get_origin(hint)
-    if origin in (typing.Union, types.UnionType):
-        for arg in typing.get_args(hint):
-            try:
-                return _coerce(value, arg)
-            except _Mismatch:
-                pass
-        raise _Mismatch
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            raise _Mismatch
-        args = typing.get_args(hint)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_coerce(v, args[0]) for v in value)
-        if len(args) != len(value):
-            raise _Mismatch
-        return tuple(_coerce(v, a) for v, a in zip(value, args, strict=True))
-    if hint is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise _Mismatch
-    if hint is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise _Mismatch
-    if isinstance(hint, type):
-        if isinstance(value, hint):
-            return value
-        raise _Mismatch
-    return value
-
-
 def build_model(name: str, num_classes: int, **options: Any) -> Classifier:
     """Build model ``name`` with ``num_classes`` outputs, checking ``options`` against its builder.
 
@@ -235,9 +176,9 @@ def build_model(name: str, num_classes: int, **options: Any) -> Classifier:
         if key not in accepted:
             raise MgError(f"model {name}: unknown option {key!r} (accepted: {', '.join(sorted(accepted))})")
         try:
-            kwargs[key] = _coerce(value, hints.get(key, Any))
-        except _Mismatch:
-            raise MgError(f"model {name}: option {key!r} must be {_describe(hints[key])}, got {value!r}") from None
+            kwargs[key] = typecheck.coerce(value, hints.get(key, Any))
+        except typecheck.Mismatch:
+            raise MgError(f"model {name}: option {key!r} must be {typecheck.describe(hints[key])}, got {value!r}") from None
     try:
         return spec.builder(num_classes, **kwargs)
     except ValueError as e:

@@ -9,7 +9,10 @@ from torch import nn
 
 from mgcli.models.heads import I3DHead
 
-__all__ = ["Classifier", "InputNorm"]
+__all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Classifier", "InputNorm"]
+
+IMAGENET_MEAN = (123.675, 116.28, 103.53)  # 0..255 scale, RGB order
+IMAGENET_STD = (58.395, 57.12, 57.375)
 
 
 class InputNorm(nn.Module):

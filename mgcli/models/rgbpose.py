@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mgcli.errors import MgError
-from mgcli.models.classifier import InputNorm
+from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, InputNorm
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d
 
@@ -44,12 +44,6 @@ __all__ = [
     "merge_branch_weights",
     "rgbpose_conv3d",
 ]
-
-# The values of mgcli.models.IMAGENET_MEAN / IMAGENET_STD, repeated here so that mgcli.models can
-# import this module without a cycle (a test keeps them equal).
-IMAGENET_MEAN = (123.675, 116.28, 103.53)
-IMAGENET_STD = (58.395, 57.12, 57.375)
-
 
 def _stage_input_channels(base: int, stage: int) -> int:
     """Channels entering stage ``stage`` of a bottleneck ResNet3d (before any lateral channels)."""

@@ -11,7 +11,6 @@ frames), checked against that dataset's view config.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +18,7 @@ from typing import Any
 
 import yaml
 
+from mgcli import typecheck
 from mgcli.errors import MgError
 
 
@@ -92,57 +92,18 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def _type_name(tp: Any) -> str:
-    if isinstance(tp, type):
-        return tp.__name__
-    return str(tp).replace("typing.", "")
-
-
 def coerce(value: Any, tp: Any, key: str, where: str | Path | None) -> Any:
-    """``value`` checked against the annotation ``tp`` (YAML lists become tuples, ints floats)."""
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        for a in args:
-            if a is type(None):
-                continue
-            try:
-                return coerce(value, a, key, where)
-            except MgError:
-                pass
-        raise MgError(f"{key} must be {_type_name(tp)}, got {value!r}", where)
-    if origin is tuple:
-        if not isinstance(value, list | tuple):
-            raise MgError(f"{key} must be a list, got {value!r}", where)
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(coerce(v, args[0], f"{key}[{i}]", where) for i, v in enumerate(value))
-        if len(args) != len(value):
-            raise MgError(f"{key} must be a list of {len(args)} values, got {value!r}", where)
-        return tuple(coerce(v, a, f"{key}[{i}]", where) for i, (a, v) in enumerate(zip(args, value, strict=True)))
-    if origin is dict:
-        if not isinstance(value, dict):
-            raise MgError(f"{key} must be a mapping, got {value!r}", where)
-        return dict(value)
+    """``value`` checked against the annotation ``tp`` (YAML lists become tuples, ints floats);
+    a mismatch is one line naming the key (and the element inside it)."""
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where, prefix=f"{key}.")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-    elif tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-    elif tp is float:
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            return float(value)
-    elif tp is str:
-        if isinstance(value, str):
-            return value
-    elif isinstance(tp, type) and isinstance(value, tp):
-        return value
-    raise MgError(f"{key} must be {_type_name(tp)}, got {value!r}", where)
+    try:
+        return typecheck.coerce(value, tp)
+    except typecheck.Mismatch as m:
+        expected = typecheck.describe(m.hint)
+        if expected.startswith(("list", "mapping")):
+            expected = f"a {expected}"
+        raise MgError(f"{key}{m.suffix} must be {expected}, got {m.value!r}", where) from None
 
 
 def from_dict(cls: type, values: Any, where: str | Path | None = None, prefix: str = "") -> Any:
