@@ -59,11 +59,11 @@ def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None 
     return FramesClips(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None)
 
 
-def has_split(path: str | Path, split: str) -> bool:
-    """Whether the artifact has any clip of ``split``."""
+def split_names(path: str | Path) -> set[str]:
+    """The splits the artifact's clip table holds."""
     import h5py
 
     from mgcli.io.h5 import read_table
 
     with h5py.File(path, "r") as f:
-        return bool((read_table(f["clips"])["split"] == split).any())
+        return set(read_table(f["clips"])["split"].astype(str))

@@ -35,7 +35,7 @@ from mgcli.io.atomic import atomic_output
 from mgcli.io.checkpoint import load_checkpoint, save_checkpoint
 from mgcli.train import distributed as dist_
 from mgcli.train.config import RunConfig, config_from_dict, dump_config
-from mgcli.train.data import artifact_kind, has_split, open_split, view_config
+from mgcli.train.data import artifact_kind, open_split, split_names, view_config
 from mgcli.train.distributed import Context
 from mgcli.train.progress import Reporter, RichReporter
 
@@ -92,10 +92,6 @@ def build_for_data(
     if given is not None and given != in_channels:
         raise MgError(f"model.in_channels is {given} but the data has {in_channels} channels", where)
     return build_model(name, num_classes, in_channels=in_channels, **options)
-
-
-def sample_channels(dataset: Any) -> int:
-    return int(dataset.num_channels)
 
 
 # -------------------------------------------------------------------------------------- evaluation
@@ -248,15 +244,13 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
-    model = build_for_data(cfg, len(classes), sample_channels(train), kind, path, load_pretrained=False)
+    model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False)
     facts = {
         "kind": kind,
-        "in_channels": sample_channels(train),
+        "in_channels": train.num_channels,
         "class_names": classes,
         "params": sum(p.numel() for p in model.parameters()),
-        "splits": {
-            s: has_split(path, s) for s in (cfg.data.train_split, cfg.data.val_split, cfg.data.test_split)
-        },
+        "splits": split_names(path),
     }
     run_dir = cfg.run_dir
     last = run_dir / "last.pt"
@@ -342,7 +336,7 @@ def _train(
     torch.manual_seed(cfg.seed)
     class_names = facts["class_names"]
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
-    val_ds = open_split(cfg, cfg.data.val_split, train=False) if facts["splits"][cfg.data.val_split] else None
+    val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in facts["splits"] else None
     model = build_for_data(
         cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume
     ).to(ctx.device)
@@ -402,7 +396,7 @@ def _train(
             _write_json(run_dir / "metrics.json", {"name": cfg.name, "finished": False, "history": history, "best": best})
         dist_.barrier(ctx)
 
-    return _finish(cfg, ctx, model, facts, history, best, amp, channels_last, reporter, t_start, cpu_start)
+    return _finish(cfg, ctx, model, facts, val_ds, history, best, amp, channels_last, reporter, t_start, cpu_start)
 
 
 def train_step(
@@ -481,8 +475,9 @@ def _train_epoch(
 
 
 def _finish(
-    cfg: RunConfig, ctx: Context, model: torch.nn.Module, facts: dict[str, Any], history: list[dict[str, Any]],
-    best: dict[str, Any], amp: bool, channels_last: bool, reporter: Reporter, t_start: float, cpu_start: float,
+    cfg: RunConfig, ctx: Context, model: torch.nn.Module, facts: dict[str, Any], val_ds: Any,
+    history: list[dict[str, Any]], best: dict[str, Any], amp: bool, channels_last: bool, reporter: Reporter,
+    t_start: float, cpu_start: float,
 ) -> dict[str, Any]:
     """Evaluate the best weights (or the last ones) on the validation and test splits; write the outputs."""
     run_dir = cfg.run_dir
@@ -493,9 +488,9 @@ def _finish(
         save_checkpoint(run_dir / "model.pt", model.state_dict(), cfg.to_dict(), class_names, epoch=cfg.train.epochs)
     splits: dict[str, Any] = {}
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
-        if not facts["splits"][split]:
+        if split not in facts["splits"]:
             continue
-        ds = open_split(cfg, split, train=False)
+        ds = val_ds if key == "val" else open_split(cfg, split, train=False)
         preds = predict(model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split)
         if ctx.main:
             splits[key] = write_predictions(preds, run_dir, key, class_names)
@@ -593,14 +588,11 @@ def evaluate_checkpoint(
     out = Path(out) if out is not None else checkpoint.parent / f"scores-{split}.csv"
     if out.exists() and not overwrite:
         raise OutputExistsError("exists (pass --overwrite to replace it)", out)
-    artifact_kind(path)
-    if not has_split(path, split_name):
-        raise MgError(f"no {split_name} clips", path)
-    ds = open_split(cfg, split_name, train=False, path=path)
+    ds = open_split(cfg, split_name, train=False, path=path)  # one line for a missing split
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
-    model = build_for_data(cfg, len(class_names), sample_channels(ds), artifact_kind(path), checkpoint, load_pretrained=False)
+    model = build_for_data(cfg, len(class_names), ds.num_channels, artifact_kind(path), checkpoint, load_pretrained=False)
     model.load_state_dict(state["state_dict"])
     model.to(ctx.device)
     channels_last = cfg.train.channels_last and ctx.cuda
