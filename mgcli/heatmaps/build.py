@@ -30,6 +30,7 @@ import torch
 from mgcli.errors import MgError
 from mgcli.heatmaps.pipeline import PoseViewConfig, center_crop, flip, pose_compact, resize, train_view, uniform_sample
 from mgcli.heatmaps.render import generate
+from mgcli.io.h5 import ProcessLocalArtifact
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
 from mgcli.io.poses import PosesFile
 from mgcli.pose.layouts import Layout, convert, get_layout
@@ -108,7 +109,7 @@ def build_heatmaps(
     return {"clips": float(len(clips)), "seconds": time.perf_counter() - t0, "bytes_per_clip": size / len(clips)}
 
 
-class HeatmapClips(torch.utils.data.Dataset):
+class HeatmapClips(ProcessLocalArtifact, torch.utils.data.Dataset):
     """Training / evaluation samples from a heatmaps artifact.
 
     ``train=True``: one random view per clip ``[C, clip_len, train_size, train_size]`` rendered
@@ -118,10 +119,12 @@ class HeatmapClips(torch.utils.data.Dataset):
     Each DataLoader worker opens its own HDF5 handle.
     """
 
+    artifact = HeatmapsFile
+
     def __init__(
         self, path: str | Path, split: str, train: bool, cfg: PoseViewConfig = PoseViewConfig(), seed: int = 0
     ) -> None:
-        self.path = Path(path)
+        super().__init__(path)
         with HeatmapsFile(self.path) as hm:
             self.kind, self.layout, self.sigma = hm.heatmap_kind, get_layout(hm.layout), hm.sigma
             self.size = hm.size
@@ -133,23 +136,10 @@ class HeatmapClips(torch.utils.data.Dataset):
         self.labels = table["label"].to_numpy(np.int64)
         self.train, self.cfg, self.seed = train, cfg, seed
         self.num_channels, self.channel_flip = channels(self.layout, self.kind)
-        self._file: HeatmapsFile | None = None
-        self._epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    def _hm(self) -> HeatmapsFile:
-        if self._file is None:
-            self._file = HeatmapsFile(self.path)
-        return self._file
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         cid = self.clip_ids[i]
-        f = self._hm().f
+        f = self.open().f
         if self.train:
             rng = np.random.default_rng([self.seed, self._epoch, i])
             kp, sc, shape = train_view(
@@ -163,7 +153,7 @@ class HeatmapClips(torch.utils.data.Dataset):
     def test_views(self, clip_id: str) -> torch.Tensor:
         if self.cfg.test_size != self.size[0]:
             return self.rendered_test_views(clip_id)
-        vol = self._hm().read(clip_id)  # [C, T, H, W]
+        vol = self.open().read(clip_id)  # [C, T, H, W]
         inds = uniform_sample(vol.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
         views = vol[:, inds].reshape(vol.shape[0], self.cfg.num_clips, self.cfg.clip_len, *vol.shape[2:])
         views = np.moveaxis(views, 1, 0)  # [N, C, T, H, W]
@@ -185,7 +175,7 @@ class HeatmapClips(torch.utils.data.Dataset):
         """Test views at a size other than the stored one, rendered from the stored keypoints as
         PoseConv3D does: fixed uniform sampling, short side resized to ``test_size``, centre crop,
         and each clip again with its keypoints flipped. ``[2 * num_clips, C, clip_len, S, S]``."""
-        f = self._hm().f
+        f = self.open().f
         kp, sc = f[f"keypoints/{clip_id}"][()], f[f"scores/{clip_id}"][()]
         inds = uniform_sample(kp.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
         s = self.cfg.test_size

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Self
@@ -189,3 +190,40 @@ class H5Artifact:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class ProcessLocalArtifact:
+    """Base of the datasets that read an artifact: the file is opened lazily, once per process, so
+    DataLoader workers (forked or spawned) never share or inherit an open HDF5 handle; ``set_epoch``
+    tells train-time augmentation which epoch it draws for. Subclasses set ``clip_ids``."""
+
+    artifact: type[H5Artifact]
+    clip_ids: list[str]
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._file: H5Artifact | None = None
+        self._pid = -1
+        self._epoch = 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self._epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.clip_ids)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_file"], state["_pid"] = None, -1  # never ship an open handle to another process
+        return state
+
+    def open(self) -> Any:
+        """This process's handle on the artifact (reopened in a worker even if the parent had one)."""
+        if self._file is None or self._pid != os.getpid():
+            self._file, self._pid = self.artifact(self.path), os.getpid()
+        return self._file
+
+    def close(self) -> None:
+        if self._file is not None and self._pid == os.getpid():
+            self._file.close()
+        self._file, self._pid = None, -1

@@ -11,7 +11,6 @@ its device.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from mgcli.errors import MgError
 from mgcli.heatmaps.pipeline import uniform_sample
 from mgcli.io.frames import FramesFile
+from mgcli.io.h5 import ProcessLocalArtifact
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -121,7 +121,7 @@ def crop_padded(frames: torch.Tensor, box: np.ndarray) -> torch.Tensor:
     return frames[..., y0:y1, x0:x1]
 
 
-class FramesClips(torch.utils.data.Dataset):
+class FramesClips(ProcessLocalArtifact, torch.utils.data.Dataset):
     """Training / evaluation samples from a ``frames.h5`` clip cache.
 
     ``train=True``: one random view per clip, uint8 ``[3, clip_len, train_size, train_size]``,
@@ -131,12 +131,13 @@ class FramesClips(torch.utils.data.Dataset):
     """
 
     num_channels = 3
+    artifact = FramesFile
 
     def __init__(
         self, path: str | Path, split: str, train: bool, cfg: RGBViewConfig = RGBViewConfig(), seed: int = 0,
         poses: str | Path | None = None,
     ) -> None:  # fmt: skip
-        self.path = Path(path)
+        super().__init__(path)
         with FramesFile(self.path) as fr:
             table = fr.clips[fr.clips["split"] == split].reset_index(drop=True)
             self.class_names: list[str] = list(fr.class_names)
@@ -151,31 +152,6 @@ class FramesClips(torch.utils.data.Dataset):
             if not poses:
                 raise MgError("data.view.compact needs data.poses: the poses.h5 these frames were cut with", self.path)
             self.boxes = person_boxes(poses, table, frame_index, cfg.compact_padding)
-        self._file: FramesFile | None = None
-        self._pid = -1
-        self._epoch = 0
-
-    def set_epoch(self, epoch: int) -> None:
-        self._epoch = epoch
-
-    def __len__(self) -> int:
-        return len(self.clip_ids)
-
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_file"], state["_pid"] = None, -1  # never ship an open handle to a worker
-        return state
-
-    def _fr(self) -> FramesFile:
-        # Reopen in a forked worker even if the parent had opened a handle.
-        if self._file is None or self._pid != os.getpid():
-            self._file, self._pid = FramesFile(self.path), os.getpid()
-        return self._file
-
-    def close(self) -> None:
-        if self._file is not None and self._pid == os.getpid():
-            self._file.close()
-        self._file, self._pid = None, -1
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
         cid = self.clip_ids[i]
@@ -187,7 +163,7 @@ class FramesClips(torch.utils.data.Dataset):
         """The distinct frames at ``inds`` as uint8 ``[u, 3, H, W]`` (cut to the person's box with
         ``compact``) and the map ``inds -> u``."""
         uniq, inverse = np.unique(inds, return_inverse=True)
-        frames = torch.from_numpy(self._fr().read(clip_id, uniq)).permute(0, 3, 1, 2)  # [u, 3, H, W] RGB
+        frames = torch.from_numpy(self.open().read(clip_id, uniq)).permute(0, 3, 1, 2)  # [u, 3, H, W] RGB
         if clip_id in self.boxes:
             frames = crop_padded(frames, self.boxes[clip_id])
         return frames, inverse.reshape(-1)
@@ -195,7 +171,7 @@ class FramesClips(torch.utils.data.Dataset):
     def train_view(self, clip_id: str, rng: np.random.Generator) -> torch.Tensor:
         """One random view ``[3, clip_len, train_size, train_size]`` uint8."""
         cfg = self.cfg
-        inds = uniform_sample(self._fr().num_frames(clip_id), cfg.clip_len, 1, test=False, rng=rng)
+        inds = uniform_sample(self.open().num_frames(clip_id), cfg.clip_len, 1, test=False, rng=rng)
         frames, inverse = self._decode(clip_id, inds)
         h, w = frames.shape[-2:]
         x0, y0, cw, ch = random_crop_box(h, w, rng, cfg.area_range, cfg.aspect_range)
@@ -208,7 +184,7 @@ class FramesClips(torch.utils.data.Dataset):
     def test_views(self, clip_id: str) -> torch.Tensor:
         """The fixed views ``[V, 3, clip_len, test_size, test_size]`` uint8."""
         cfg = self.cfg
-        inds = uniform_sample(self._fr().num_frames(clip_id), cfg.clip_len, cfg.num_clips, test=True)
+        inds = uniform_sample(self.open().num_frames(clip_id), cfg.clip_len, cfg.num_clips, test=True)
         frames, inverse = self._decode(clip_id, inds)
         frames = resize_frames(frames, short_side_size(*frames.shape[-2:], cfg.resize_short))
         s = cfg.test_size
