@@ -70,11 +70,15 @@ def test_rgb_paper_size():
 
 def test_model_table_and_specs():
     rows = {r["name"]: r for r in model_table(num_classes=32)}
-    assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly"}
+    assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d"}
     assert rows["posec3d_slowonly"]["params"] == 2_010_496
     assert rows["posec3d_slowonly"]["input"] == "17 x 48 x 56 x 56 (C x T x H x W)"
     assert rows["rgb_slowonly"]["input_kind"] == "frames"
     assert MODELS["posec3d_slowonly"].example_input(19) == (19, 48, 56, 56)
+    # the two-pathway model as pyskl builds it (no CMF / PRM by default): 36M backbone + two heads
+    assert rows["rgbpose_conv3d"]["params"] == 35_994_208 + (2048 + 512 + 2) * 32
+    assert rows["rgbpose_conv3d"]["input_kind"] == "rgbpose"
+    assert rows["rgbpose_conv3d"]["input"] == "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps"
 
 
 def test_resnet3d_rejects_inconsistent_stage_settings():
@@ -87,7 +91,7 @@ def test_resnet3d_rejects_inconsistent_stage_settings():
 # --------------------------------------------------------------------------- build_model options
 
 def test_build_model_errors():
-    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly\)"):
+    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d\)"):
         build_model("nope", 3)
     with pytest.raises(MgError, match=r"model posec3d_slowonly: unknown option 'foo' \(accepted: base_channels, "):
         build_model("posec3d_slowonly", 3, foo=1)

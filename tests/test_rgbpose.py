@@ -288,3 +288,62 @@ def test_merge_unwraps_checkpoints_and_names_bad_keys():
     wide = build_model("rgb_slowonly", NUM_CLASSES, base_channels=16, stage_blocks=[1, 1, 1, 1])
     with pytest.raises(MgError, match="backbone.stem.conv.weight"):
         merge_branch_weights(fused, wide.state_dict(), pose_branch.state_dict())
+
+
+# --------------------------------------------------------------------------- CMF and PRM inside the model
+
+def test_cmf_sits_at_the_exchange_points_and_starts_as_the_identity():
+    plain = tiny_model().eval()
+    fused = tiny_model(cmf=True, cmf_hidden=8, cmf_heads=2, cmf_tokens=2).eval()
+    cmf = fused.backbone.cmf
+    assert sorted(cmf) == ["1", "2"]
+    # level j meets the output of RGB stage j (width 8: 64, 128 channels) and of pose stage j-1 (16, 32)
+    assert (cmf["1"].rgb_channels, cmf["1"].pose_channels) == (64, 16)
+    assert (cmf["2"].rgb_channels, cmf["2"].pose_channels) == (128, 32)
+    missing, unexpected = fused.load_state_dict(plain.state_dict(), strict=False)
+    assert not unexpected and missing and all(k.startswith("backbone.cmf.") for k in missing)
+    rgb, pose = tiny_inputs()
+    with torch.no_grad():
+        a, b = plain(rgb, pose), fused(rgb, pose)
+    torch.testing.assert_close(a["rgb"], b["rgb"], rtol=0, atol=0)  # zero-initialised re-weighting maps
+    torch.testing.assert_close(a["pose"], b["pose"], rtol=0, atol=0)
+    # once the maps are non-zero, the CMF changes both pathways
+    with torch.no_grad():
+        for level in cmf.values():
+            level.rgb_out.weight.normal_(0, 0.5)
+            level.pose_out.weight.normal_(0, 0.5)
+        c = fused(rgb, pose)
+    assert not torch.allclose(a["rgb"], c["rgb"]) and not torch.allclose(a["pose"], c["pose"])
+    only_one = tiny_model(cmf=True, cmf_levels=(2,), cmf_hidden=8, cmf_heads=2, cmf_tokens=2)
+    assert sorted(only_one.backbone.cmf) == ["2"]
+    assert not tiny_model(cmf=False).backbone.cmf
+    with pytest.raises(ValueError, match="cmf_levels"):
+        tiny_model(cmf=True, cmf_levels=(3,))
+
+
+def test_prm_per_pathway_adds_its_loss_in_training_only():
+    model = tiny_model(prm=True, prm_dim=16, prm_alpha=0.5, dropout=0.0).train()
+    assert sorted(model.prm) == ["pose", "rgb"]
+    assert model.prm["rgb"].fc.in_features == model.backbone.rgb_out_channels
+    assert model.prm["pose"].fc.in_features == model.backbone.pose_out_channels
+    assert "prm.rgb.prototypes" in model.state_dict() and "prm.pose.prototypes" in model.state_dict()
+    rgb, pose = tiny_inputs(4)
+    target = torch.tensor([0, 1, 2, 3])
+    out = model(rgb, pose, labels=target)
+    assert set(out) == {"rgb", "pose", "prm_rgb", "prm_pose"}
+    terms = model.loss(out, target)
+    assert set(terms) == {"rgb", "pose", "prm_rgb", "prm_pose"}
+    torch.testing.assert_close(terms["prm_rgb"], 0.5 * out["prm_rgb"])
+    torch.testing.assert_close(terms["rgb"], nn.functional.cross_entropy(out["rgb"], target))
+    model.zero_grad()
+    (terms["prm_rgb"] + terms["prm_pose"]).backward()  # the PRM terms alone
+    for part in (model.prm["rgb"].fc, model.prm["pose"].fc, model.backbone.rgb.stem, model.backbone.pose.stem,
+                 model.backbone.rgb.stages[3], model.backbone.pose.stages[2]):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
+    model.eval()
+    with torch.no_grad():
+        assert set(model(rgb, pose, labels=target)) == {"rgb", "pose"}
+    only_pose = tiny_model(prm=True, prm_pathways=("pose",), prm_dim=16)
+    assert sorted(only_pose.prm) == ["pose"]
+    with pytest.raises(ValueError, match="prm_pathways"):
+        tiny_model(prm=True, prm_pathways=("depth",))

@@ -9,6 +9,9 @@ type is a one-line :class:`~mgcli.errors.MgError` rather than a traceback.
   (joints or limbs as channels), 48 x 56 x 56 in the paper.
 - ``rgb_slowonly``: a SlowOnly ResNet-50 over RGB clips, 8 x 224 x 224, optionally inflated from
   ImageNet 2D weights; normalises uint8 frames on the device.
+- ``rgbpose_conv3d``: the two-pathway RGBPoseConv3D (8 x 224 x 224 RGB + 32 x 56 x 56 heatmaps)
+  with the optional Cross-Modal Fusion and Prototypical Refinement modules of the MiGA 2024 winner;
+  per-modality logits.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from mgcli.errors import MgError
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
+from mgcli.models.rgbpose import RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -41,8 +45,11 @@ __all__ = [
     "count_parameters",
     "inflate_2d_weights",
     "model_table",
+    "merge_branch_weights",
     "posec3d_slowonly",
+    "RGBPoseClassifier",
     "rgb_slowonly",
+    "rgbpose_conv3d",
 ]
 
 
@@ -126,15 +133,18 @@ class ModelSpec:
 
     Attributes:
         builder: ``builder(num_classes, **options) -> Classifier``.
-        input_kind: ``"heatmaps"`` (pose volumes) or ``"frames"`` (RGB clips).
+        input_kind: ``"heatmaps"`` (pose volumes), ``"frames"`` (RGB clips) or ``"rgbpose"`` (both:
+            RGB frames and the keypoints their heatmaps are rendered from).
         description: one line for ``mg models``.
         clip_size: ``(T, H, W)`` of one sample at the paper's size.
+        input_text: how ``mg models`` shows the input, when it is not one ``C x T x H x W`` clip.
     """
 
-    builder: Callable[..., Classifier]
+    builder: Callable[..., nn.Module]
     input_kind: str
     description: str
     clip_size: tuple[int, int, int]
+    input_text: str = ""
 
     def default_in_channels(self) -> int:
         """The builder's default ``in_channels``."""
@@ -153,12 +163,16 @@ MODELS: dict[str, ModelSpec] = {
     "rgb_slowonly": ModelSpec(
         rgb_slowonly, "frames",
         "SlowOnly ResNet-50 on RGB clips, optionally inflated from ImageNet weights", (8, 224, 224)),
+    "rgbpose_conv3d": ModelSpec(
+        rgbpose_conv3d, "rgbpose",
+        "RGBPoseConv3D: RGB + pose pathways with laterals; optional CMF and PRM (MiGA 2024 winner)", (8, 224, 224),
+        "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps"),
 }
 
 
 # --------------------------------------------------------------------------- option checking
 
-def build_model(name: str, num_classes: int, **options: Any) -> Classifier:
+def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
     """Build model ``name`` with ``num_classes`` outputs, checking ``options`` against its builder.
 
     Lists are accepted for tuple options (YAML has no tuples) and ints for float options.
@@ -197,12 +211,16 @@ def model_table(num_classes: int = 32) -> list[dict[str, Any]]:
     rows = []
     for name, spec in MODELS.items():
         model = spec.builder(num_classes)
-        c, t, h, w = spec.example_input()
+        if spec.input_text:
+            shown = spec.input_text
+        else:
+            c, t, h, w = spec.example_input()
+            shown = f"{c} x {t} x {h} x {w} (C x T x H x W)"
         rows.append({
             "name": name,
             "input_kind": spec.input_kind,
             "params": count_parameters(model),
-            "input": f"{c} x {t} x {h} x {w} (C x T x H x W)",
+            "input": shown,
             "description": spec.description,
         })
     return rows

@@ -34,7 +34,9 @@ from torch import nn
 
 from mgcli.errors import MgError
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, InputNorm
+from mgcli.models.fusion import CrossModalFusion
 from mgcli.models.heads import I3DHead
+from mgcli.models.prototypes import PrototypeRefinement
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d
 
 __all__ = [
@@ -126,6 +128,10 @@ class RGBPoseConv3D(nn.Module):
         rgb_drop_path, pose_drop_path: in training, probability of zeroing all laterals into the
             RGB (pose) pathway for a whole forward pass (one draw per batch, as in pyskl).
         zero_init_residual: start each bottleneck's last BN at zero.
+        cmf_levels: levels (1 .. pose stages - 1) whose exchange first runs a
+            :class:`~mgcli.models.fusion.CrossModalFusion` on both pathways' maps, before the
+            laterals (the paper: every exchange point, ``(1, 2)``); empty: plain RGBPoseConv3D.
+        cmf_hidden, cmf_heads, cmf_tokens: the CMF's hidden size ``C'``, heads and temporal tokens.
     """
 
     def __init__(
@@ -160,6 +166,10 @@ class RGBPoseConv3D(nn.Module):
         rgb_drop_path: float = 0.0,
         pose_drop_path: float = 0.0,
         zero_init_residual: bool = True,
+        cmf_levels: Sequence[int] = (),
+        cmf_hidden: int = 256,
+        cmf_heads: int = 4,
+        cmf_tokens: int = 8,
     ) -> None:
         super().__init__()
         n_rgb, n_pose = len(rgb_stage_blocks), len(pose_stage_blocks)
@@ -229,6 +239,15 @@ class RGBPoseConv3D(nn.Module):
             if isinstance(m, nn.Conv3d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
+        self.cmf = nn.ModuleDict()
+        for level in cmf_levels:
+            if not 1 <= level < n_pose:
+                raise ValueError(f"cmf_levels: the pathways meet at levels 1 .. {n_pose - 1}, got {list(cmf_levels)}")
+            self.cmf[str(level)] = CrossModalFusion(
+                _stage_output_channels(rgb_base, level + offset - 1), _stage_output_channels(pose_base, level - 1),
+                cmf_hidden, cmf_heads, cmf_tokens, speed_ratio,
+            )
+
         self.rgb_out_channels = self.rgb.out_channels
         self.pose_out_channels = self.pose.out_channels
 
@@ -241,11 +260,14 @@ class RGBPoseConv3D(nn.Module):
         self._drop_into_pose = draw(self.pose_drop_path)
 
     def exchange(self, level: int, x_rgb: torch.Tensor, x_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Lateral fusion before ``level`` (RGB stage ``level + offset``, pose stage ``level``).
+        """Fusion before ``level`` (RGB stage ``level + offset``, pose stage ``level``): the CMF
+        re-weighting when this level has one, then the lateral connections.
 
         ``x_rgb`` and ``x_pose`` are the outputs of the previous level; the result is what the two
         stages of ``level`` receive. Override (or wrap) this method to change how the pathways meet.
         """
+        if str(level) in self.cmf:
+            x_rgb, x_pose = self.cmf[str(level)](x_rgb, x_pose)
         rgb_key, pose_key = str(level + self.offset), str(level)
         into_rgb = into_pose = None
         if rgb_key in self.rgb_laterals:
@@ -314,16 +336,25 @@ class RGBPoseHead(nn.Module):
 
 
 class RGBPoseClassifier(nn.Module):
-    """RGBPoseConv3D backbone + :class:`RGBPoseHead`, normalising the RGB input on the device.
+    """RGBPoseConv3D backbone + :class:`RGBPoseHead` (+ optional PRM), normalising RGB on the device.
 
     RGB clips (uint8 or 0..255 floats) are converted to float and normalised with ``rgb_mean`` /
     ``rgb_std`` (ImageNet by default; None skips it). Heatmaps are only converted to float if they
     are not already.
+
+    ``prm``: one :class:`~mgcli.models.prototypes.PrototypeRefinement` per pathway, keyed like the
+    logits (``"rgb"``, ``"pose"``). Each reads its own pathway's last feature map and that
+    pathway's logits, so each modality gets its own prototypes and the refinement shapes the
+    features its own classifier reads (both pathways are still coupled through the laterals). The
+    PRM is a training loss only: in training mode with ``labels``, :meth:`forward` adds
+    ``"prm_rgb"`` / ``"prm_pose"`` (scalars) to its output, and :meth:`loss` weights them by
+    ``prm_alpha``.
     """
 
     def __init__(self, backbone: RGBPoseConv3D, head: RGBPoseHead,
                  rgb_mean: Sequence[float] | None = IMAGENET_MEAN,
-                 rgb_std: Sequence[float] | None = IMAGENET_STD) -> None:
+                 rgb_std: Sequence[float] | None = IMAGENET_STD,
+                 prm: Mapping[str, PrototypeRefinement] | None = None, prm_alpha: float = 1.0) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -332,6 +363,11 @@ class RGBPoseClassifier(nn.Module):
             raise ValueError("give both rgb_mean and rgb_std, or neither")
         self.rgb_norm = InputNorm(rgb_mean, rgb_std)
         self.pose_norm = InputNorm()
+        self.prm = nn.ModuleDict(dict(prm or {}))
+        unknown = set(self.prm) - set(head.loss_weights)
+        if unknown:
+            raise ValueError(f"prm keys must be modalities ({', '.join(head.loss_weights)}), got {sorted(unknown)}")
+        self.prm_alpha = float(prm_alpha)
 
     @property
     def rgb_mean(self) -> torch.Tensor | None:
@@ -345,9 +381,29 @@ class RGBPoseClassifier(nn.Module):
         """The backbone's two feature maps (after normalisation)."""
         return self.backbone(*self.normalize(rgb, pose))
 
-    def forward(self, rgb: torch.Tensor, pose: torch.Tensor) -> dict[str, torch.Tensor]:
-        """RGB clip and heatmap volume -> ``{"rgb": logits, "pose": logits}``."""
-        return self.head(*self.features(rgb, pose))
+    def forward(self, rgb: torch.Tensor, pose: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """RGB clip and heatmap volume -> ``{"rgb": logits, "pose": logits}``; in training mode with
+        ``labels`` and a PRM, also ``{"prm_rgb": L_PR, "prm_pose": L_PR}``."""
+        feats = dict(zip(("rgb", "pose"), self.features(rgb, pose), strict=True))
+        out = self.head(feats["rgb"], feats["pose"])
+        if self.training and labels is not None:
+            for key, prm in self.prm.items():
+                out[f"prm_{key}"] = prm(feats[key], out[key].float(), labels)
+        return out
+
+    @property
+    def modalities(self) -> tuple[str, ...]:
+        return tuple(self.head.loss_weights)
+
+    def loss(self, out: Mapping[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+        """The training loss terms (sum them): weighted cross-entropy per modality and, where
+        :meth:`forward` computed them, ``prm_alpha * L_PR`` per pathway."""
+        terms = {k: w * F.cross_entropy(out[k].float(), labels, label_smoothing=label_smoothing)
+                 for k, w in self.head.loss_weights.items()}
+        for key in self.prm:
+            if f"prm_{key}" in out:
+                terms[f"prm_{key}"] = self.prm_alpha * out[f"prm_{key}"].float()
+        return terms
 
 
 def rgbpose_conv3d(
@@ -383,12 +439,31 @@ def rgbpose_conv3d(
     pose_drop_path: float = 0.0,
     dropout: float = 0.5,
     loss_weights: tuple[float, ...] = (1.0, 1.0),
+    cmf: bool = False,
+    cmf_levels: tuple[int, ...] = (1, 2),
+    cmf_hidden: int = 256,
+    cmf_heads: int = 4,
+    cmf_tokens: int = 8,
+    prm: bool = False,
+    prm_dim: int = 256,
+    prm_tau: float = 0.125,
+    prm_rho: float = 0.9,
+    prm_alpha: float = 1.0,
+    prm_calib_weight: float = 1.0,
+    prm_pathways: tuple[str, ...] = ("rgb", "pose"),
 ) -> RGBPoseClassifier:
     """PoseConv3D's RGBPoseConv3D on RGB clips ``[N, 3, 8, 224, 224]`` and heatmaps ``[N, K, 32, 56, 56]``.
 
     Returns per-modality logits ``{"rgb": ..., "pose": ...}``. RGB frames are normalised with the
     ImageNet mean/std inside the model when ``rgb_in_channels`` is 3. See :class:`RGBPoseConv3D`
-    for the options; ``dropout`` and ``loss_weights`` (rgb, pose) go to :class:`RGBPoseHead`.
+    for the backbone options; ``dropout`` and ``loss_weights`` (rgb, pose) go to :class:`RGBPoseHead`.
+
+    The MiGA 2024 winner's additions, both off by default (plain RGBPoseConv3D):
+
+    - ``cmf``: a Cross-Modal Fusion Module at each exchange level of ``cmf_levels`` (hidden size
+      ``cmf_hidden``, ``cmf_heads`` heads, ``cmf_tokens`` temporal tokens);
+    - ``prm``: a Prototypical Refinement Module on each pathway of ``prm_pathways`` (projection to
+      ``prm_dim``, temperature ``prm_tau``, EMA momentum ``prm_rho``, loss weight ``prm_alpha``).
     """
     backbone = RGBPoseConv3D(
         rgb_in_channels=rgb_in_channels, pose_in_channels=pose_in_channels, rgb_base=rgb_base,
@@ -401,13 +476,20 @@ def rgbpose_conv3d(
         pose_conv1_stride=pose_conv1_stride, pose_pool1_stride=pose_pool1_stride, pose_inflate=pose_inflate,
         pose_spatial_strides=pose_spatial_strides, pose_temporal_strides=pose_temporal_strides,
         rgb_detach=rgb_detach, pose_detach=pose_detach, rgb_drop_path=rgb_drop_path,
-        pose_drop_path=pose_drop_path,
+        pose_drop_path=pose_drop_path, cmf_levels=cmf_levels if cmf else (), cmf_hidden=cmf_hidden,
+        cmf_heads=cmf_heads, cmf_tokens=cmf_tokens,
     )
     head = RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels, num_classes, dropout,
                        loss_weights=loss_weights)
-    if rgb_in_channels == 3:
-        return RGBPoseClassifier(backbone, head)
-    return RGBPoseClassifier(backbone, head, None, None)
+    prms = {}
+    if prm:
+        channels = {"rgb": backbone.rgb_out_channels, "pose": backbone.pose_out_channels}
+        for key in prm_pathways:
+            if key not in channels:
+                raise ValueError(f"prm_pathways: expected rgb and/or pose, got {list(prm_pathways)}")
+            prms[key] = PrototypeRefinement(channels[key], num_classes, prm_dim, prm_tau, prm_rho, prm_calib_weight)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if rgb_in_channels == 3 else (None, None)
+    return RGBPoseClassifier(backbone, head, mean, std, prm=prms, prm_alpha=prm_alpha)
 
 
 # --------------------------------------------------------------------------- two-step initialisation
@@ -463,6 +545,9 @@ def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch
                 raise MgError(f"{branch} branch weights: {key!r} has shape {list(src.shape)} but {name!r} in the "
                               f"fused model has {list(dst.shape)} (different widths or depths?)")
             filled.add(name)
+        if not any(k.startswith(f"backbone.{branch}.") for k in filled):
+            raise MgError(f"the {branch} branch weights fill no tensor of the {branch} pathway (not a "
+                          f"{'rgb_slowonly' if branch == 'rgb' else 'posec3d_slowonly'} state dict?)")
     report["new"] = [k for k in target if k not in filled]
     model.load_state_dict(merged)
     return report
