@@ -340,12 +340,13 @@ def _train_command(
     overwrite: bool,
     kinds: tuple[str, ...],
     command: str,
+    more: list[str] | None = None,
 ) -> None:
     from mgcli.models import MODELS
     from mgcli.train.config import load_config
     from mgcli.train.loop import launch
 
-    extra = list(overrides or [])
+    extra = list(overrides or []) + list(more or [])
     if name is not None:
         extra.append(f"name={name}")
     if out_dir is not None:
@@ -361,7 +362,24 @@ def _train_command(
         if s["n"]:
             console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "
                           f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
+    _print_fusion_table(metrics.get("splits", {}))
     console.print(f"[green]wrote[/] {cfg.run_dir}/ (model.pt, scores-*.csv, metrics.json, plots)")
+
+
+def _print_fusion_table(splits: dict) -> None:
+    """The late-fusion table of a two-pathway run: each modality alone and the fused ratios."""
+    from rich.table import Table
+
+    tables = {split: s["late_fusion"] for split, s in splits.items() if s.get("late_fusion")}
+    if not tables:
+        return
+    table = Table(title="late fusion (rgb:pose), top-1 / top-5")
+    table.add_column("scores")
+    for split in tables:
+        table.add_column(split, justify="right")
+    for row in next(iter(tables.values())):
+        table.add_row(row, *(f"{t[row]['top1']:.4f} / {t[row]['top5']:.4f}" for t in tables.values()))
+    console.print(table)
 
 
 @app.command(
@@ -395,6 +413,57 @@ def train_branch_cmd(
 
 
 @app.command(
+    "train-fused",
+    epilog=(
+        "Examples: [bold]mg train-fused -c pipelines/sample_rgbpose.yaml --init-from demo/runs/sample_rgb/model.pt "
+        "demo/runs/sample_pose_joint/model.pt[/]   "
+        "[bold]mg train-fused -c pipelines/imigue_rgbpose.yaml --init-from runs/rgb/model.pt runs/pose/model.pt "
+        "--gpus 4[/]"
+    ),
+)
+@handles_errors
+def train_fused_cmd(
+    overrides: OverridesArg = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")] = None,
+    init_from: Annotated[
+        tuple[Path, Path] | None,
+        typer.Option(help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from.",
+                     metavar="RGB.pt POSE.pt"),
+    ] = None,
+    no_cmf: Annotated[bool, typer.Option("--no-cmf", help="No Cross-Modal Fusion Module (plain laterals).")] = False,
+    no_prm: Annotated[bool, typer.Option("--no-prm", help="No Prototypical Refinement Module loss.")] = False,
+    name: Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")] = None,
+    out_dir: Annotated[Path | None, typer.Option(help="Folder of runs (default: runs).")] = None,
+    gpus: Annotated[int, typer.Option(help="Train on N GPUs: N processes, DDP over NCCL, batch size per GPU.")] = 0,
+    procs: Annotated[int, typer.Option(help="Train in N CPU processes (DDP over gloo).")] = 1,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+) -> None:
+    """Train the two-pathway RGBPoseConv3D (RGB frames + pose heatmaps) with the Cross-Modal Fusion
+    and Prototypical Refinement modules of the MiGA 2024 winner.
+
+    Reads frames.h5 (data.path) and the poses.h5 they were cut with (data.poses); heatmaps are
+    rendered on the fly in the same crop as the frames. --init-from merges two branch checkpoints
+    (zero-padding the lateral input channels) and prints what was loaded, padded and left new.
+    Writes runs/NAME/ like train-branch, with scores-SPLIT.csv the 1:1 late fusion
+    (train.late_fusion) and scores-SPLIT-rgb.csv / -pose.csv each modality; the 1:1, 2:1 and 1:2
+    fusions and each modality alone are reported in metrics.json and printed.
+    """
+    import json
+
+    more = []
+    if init_from is not None:
+        more.append(f"init_from={json.dumps([str(p) for p in init_from])}")
+    if no_cmf:
+        more.append("model.cmf=false")
+    if no_prm:
+        more.append("model.prm=false")
+    _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
+                   ("rgbpose",), "train-fused", more)  # fmt: skip
+
+
+@app.command(
     "evaluate",
     epilog="Example: [bold]mg evaluate runs/sample_pose_joint/model.pt --split test -o scores.csv --overwrite[/]",
 )
@@ -421,6 +490,8 @@ def evaluate_cmd(
                       f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
     else:
         console.print(f"{split}: no labels, scores only")
+    if s.get("late_fusion"):
+        _print_fusion_table({split: s})
     console.print(f"[green]wrote[/] {path}")
 
 

@@ -21,7 +21,8 @@ def test_version_and_help() -> None:
     assert r.exit_code == 0
     assert "sample-data" in r.output and "inspect" in r.output
     # only commands that work end to end are registered
-    commands = {"sample-data", "inspect", "extract-pose", "build-heatmaps", "train-branch", "evaluate", "models"}
+    commands = {"sample-data", "inspect", "extract-pose", "build-heatmaps", "train-branch", "train-fused", "evaluate",
+                "models"}
     assert set(typer.main.get_command(app).commands) == commands
     for cmd in sorted(commands):
         r = runner.invoke(app, [cmd, "--help"])

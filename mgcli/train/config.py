@@ -25,7 +25,7 @@ from mgcli.errors import MgError
 @dataclass
 class DataConfig:
     path: str = ""  # heatmaps-*.h5 (pose) or frames.h5 (RGB)
-    poses: str = ""  # poses.h5 for person boxes (RGB with view.compact)
+    poses: str = ""  # poses.h5: person boxes (RGB with view.compact), keypoints (two-pathway models)
     view: dict[str, Any] = field(default_factory=dict)  # the dataset's view options (clip_len, sizes, ...)
     workers: int = 2  # DataLoader workers per process
     train_split: str = "train"
@@ -61,6 +61,7 @@ class TrainConfig:
     channels_last: bool = True  # CUDA only: channels_last_3d memory format
     val_every: int = 1  # evaluate on the validation split every N epochs (0: only at the end)
     eval_batch_size: int = 2  # clips per evaluation batch (each clip has several views)
+    late_fusion: tuple[float, float] = (1.0, 1.0)  # two-pathway models: rgb:pose weights of the test-time fusion
 
 
 @dataclass
@@ -70,6 +71,7 @@ class RunConfig:
     seed: int = 0
     deterministic: bool = True  # torch.use_deterministic_algorithms where torch allows
     model: dict[str, Any] = field(default_factory=lambda: {"name": "posec3d_slowonly"})
+    init_from: tuple[str, ...] = ()  # two-pathway models: the RGB and pose branch checkpoints to start from
     data: DataConfig = field(default_factory=DataConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     schedule: ScheduleConfig = field(default_factory=ScheduleConfig)
@@ -174,6 +176,10 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
             raise MgError(f"train.{key} must be at least 1", path)
     if cfg.data.workers < 0:
         raise MgError("data.workers must be 0 or more", path)
+    if min(cfg.train.late_fusion) < 0 or sum(cfg.train.late_fusion) <= 0:
+        raise MgError("train.late_fusion must be two weights >= 0, not both 0", path)
+    if cfg.init_from and len(cfg.init_from) != 2:
+        raise MgError(f"init_from needs two checkpoints (RGB, pose), got {len(cfg.init_from)}", path)
     return cfg
 
 

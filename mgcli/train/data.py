@@ -3,10 +3,13 @@
 - ``heatmaps-*.h5`` -> :class:`mgcli.heatmaps.build.HeatmapClips` (PoseConv3D views; options in
   ``data.view`` are the fields of :class:`mgcli.heatmaps.pipeline.PoseViewConfig`);
 - ``frames.h5`` -> :class:`mgcli.train.frames_data.FramesClips` (RGB views; options are the fields
-  of :class:`mgcli.train.frames_data.RGBViewConfig`).
+  of :class:`mgcli.train.frames_data.RGBViewConfig`);
+- ``frames.h5`` + ``data.poses`` for a two-pathway model (``rgbpose``) ->
+  :class:`mgcli.train.rgbpose_data.RGBPoseClips` (paired views; options are the fields of
+  :class:`mgcli.train.rgbpose_data.RGBPoseViewConfig`).
 
-Both return ``(tensor, label)``: one view ``[C, T, H, W]`` when training, ``[V, C, T, H, W]`` views
-at test time; labels are -1 when unknown.
+They return ``(sample, label)``: one view ``[C, T, H, W]`` when training, ``[V, C, T, H, W]`` views
+at test time (a dict of such tensors, one per modality, for ``rgbpose``); labels are -1 when unknown.
 """
 
 from __future__ import annotations
@@ -34,12 +37,32 @@ def artifact_kind(path: str | Path) -> str:
     return KINDS[schema.partition("/")[0]]
 
 
+def data_kind(cfg: RunConfig, path: str | Path | None = None) -> str:
+    """What the run reads: the artifact's kind, or ``rgbpose`` when the model takes RGB and pose
+    together (then ``data.path`` must be a ``frames.h5``)."""
+    from mgcli.models import MODELS
+
+    path = Path(path or cfg.data.path)
+    kind = artifact_kind(path)
+    spec = MODELS.get(cfg.model.get("name", ""))
+    if spec is not None and spec.input_kind == "rgbpose":
+        if kind != "frames":
+            raise MgError(f"model {cfg.model['name']} reads RGB frames and poses: data.path must be a frames.h5 "
+                          f"(and data.poses its poses.h5), not a {kind} artifact", path)
+        return "rgbpose"
+    return kind
+
+
 def view_config(kind: str, options: dict[str, Any], where: str | Path | None = None) -> Any:
     """The dataset's view config from ``data.view`` (unknown keys and wrong types refused)."""
     if kind == "heatmaps":
         from mgcli.heatmaps.pipeline import PoseViewConfig
 
         return from_dict(PoseViewConfig, options, where, prefix="data.view.")
+    if kind == "rgbpose":
+        from mgcli.train.rgbpose_data import RGBPoseViewConfig
+
+        return from_dict(RGBPoseViewConfig, options, where, prefix="data.view.")
     from mgcli.train.frames_data import RGBViewConfig
 
     return from_dict(RGBViewConfig, options, where, prefix="data.view.")
@@ -48,12 +71,16 @@ def view_config(kind: str, options: dict[str, Any], where: str | Path | None = N
 def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None = None) -> torch.utils.data.Dataset:
     """The dataset of one split of ``data.path`` (or ``path``)."""
     path = Path(path or cfg.data.path)
-    kind = artifact_kind(path)
+    kind = data_kind(cfg, path)
     view = view_config(kind, cfg.data.view)
     if kind == "heatmaps":
         from mgcli.heatmaps.build import HeatmapClips
 
         return HeatmapClips(path, split, train, view, seed=cfg.seed)
+    if kind == "rgbpose":
+        from mgcli.train.rgbpose_data import RGBPoseClips
+
+        return RGBPoseClips(path, cfg.data.poses, split, train, view, seed=cfg.seed)
     from mgcli.train.frames_data import FramesClips
 
     return FramesClips(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None)

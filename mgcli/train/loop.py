@@ -8,7 +8,9 @@ A run writes ``runs/NAME/``:
                        continues from it and gives the same weights as an uninterrupted run;
 - ``model.pt``         the best weights by validation top-1 (the last ones without a validation
                        split), in the checkpoint format of ``mgcli.io.checkpoint``;
-- ``scores-val.csv``, ``scores-test.csv``   softmax probabilities averaged over the test views;
+- ``scores-val.csv``, ``scores-test.csv``   softmax probabilities averaged over the test views
+                       (two-pathway models: the late fusion of the modalities, ``train.late_fusion``,
+                       1:1 by default; ``scores-{split}-rgb.csv`` / ``-pose.csv`` hold each modality);
 - ``metrics.json``     history per epoch, top-1/top-5/per-class accuracy, timings;
 - ``curves.png``, ``confusion-{split}.png``.
 
@@ -35,7 +37,7 @@ from mgcli.io.atomic import atomic_output
 from mgcli.io.checkpoint import load_checkpoint, save_checkpoint
 from mgcli.train import distributed as dist_
 from mgcli.train.config import RunConfig, config_from_dict, dump_config
-from mgcli.train.data import artifact_kind, open_split, split_names, view_config
+from mgcli.train.data import data_kind, open_split, split_names, view_config
 from mgcli.train.distributed import Context
 from mgcli.train.progress import Reporter, RichReporter
 
@@ -46,6 +48,10 @@ RUN_FILES = (
     "metrics.json",
     "scores-val.csv",
     "scores-test.csv",
+    "scores-val-rgb.csv",
+    "scores-val-pose.csv",
+    "scores-test-rgb.csv",
+    "scores-test-pose.csv",
     "curves.png",
     "confusion-val.png",
     "confusion-test.png",
@@ -74,11 +80,12 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 
 
 def build_for_data(
-    cfg: RunConfig, num_classes: int, in_channels: int, kind: str, where: Path | None = None,
+    cfg: RunConfig, num_classes: int, in_channels: int | dict[str, int], kind: str, where: Path | None = None,
     load_pretrained: bool = True,
 ) -> torch.nn.Module:
-    """The config's model, checked against the artifact it reads (``load_pretrained=False`` when
-    its weights will come from a checkpoint anyway: no download of ``pretrained`` weights)."""
+    """The config's model, checked against the data it reads (``load_pretrained=False`` when
+    its weights will come from a checkpoint anyway: no download of ``pretrained`` weights).
+    ``in_channels``: the dataset's channels (per modality for ``rgbpose``)."""
     from mgcli.models import MODELS, build_model
 
     options = {k: v for k, v in cfg.model.items() if k != "name"}
@@ -88,6 +95,12 @@ def build_for_data(
     spec = MODELS.get(name)
     if spec is not None and spec.input_kind != kind:
         raise MgError(f"model {name} reads {spec.input_kind}, but data.path is a {kind} artifact", where)
+    if isinstance(in_channels, dict):
+        for mod, c in in_channels.items():
+            given = options.pop(f"{mod}_in_channels", None)
+            if given is not None and given != c:
+                raise MgError(f"model.{mod}_in_channels is {given} but the data has {c} {mod} channels", where)
+        return build_model(name, num_classes, **{f"{m}_in_channels": c for m, c in in_channels.items()}, **options)
     given = options.pop("in_channels", None)
     if given is not None and given != in_channels:
         raise MgError(f"model.in_channels is {given} but the data has {in_channels} channels", where)
@@ -101,7 +114,8 @@ def build_for_data(
 class Predictions:
     clip_ids: list[str]
     labels: np.ndarray  # int64 [N], -1 unknown
-    probs: np.ndarray  # float64 [N, K]
+    probs: np.ndarray  # float64 [N, K] (multi-modal models: the late fusion of ``parts``)
+    parts: dict[str, np.ndarray] | None = None  # multi-modal models: each modality's probabilities
 
     @property
     def loss(self) -> float | None:
@@ -116,11 +130,20 @@ def _autocast(ctx: Context, enabled: bool) -> Any:
     return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=enabled and ctx.cuda)
 
 
-def _to_device(x: torch.Tensor, ctx: Context, channels_last: bool) -> torch.Tensor:
+def _to_device(x: Any, ctx: Context, channels_last: bool) -> Any:
+    """A batch (a tensor, or a dict of tensors for multi-modal models) on the run's device."""
+    if isinstance(x, dict):
+        return {k: _to_device(v, ctx, channels_last) for k, v in x.items()}
     x = x.to(ctx.device, non_blocking=True)
     if channels_last and ctx.cuda and x.dim() == 5:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     return x
+
+
+def late_fusion(parts: dict[str, np.ndarray], weights: dict[str, float]) -> np.ndarray:
+    """Weighted mean of per-modality probabilities (rows still sum to 1)."""
+    total = sum(weights[k] for k in parts)
+    return sum(weights[k] * p for k, p in parts.items()) / total
 
 
 @torch.no_grad()
@@ -134,10 +157,13 @@ def predict(
     channels_last: bool = True,
     reporter: Reporter | None = None,
     split: str = "",
+    fusion: dict[str, float] | None = None,
 ) -> Predictions:
     """Softmax probabilities averaged over each clip's test views, for every clip of ``dataset``.
 
-    Each process takes clips ``rank, rank + world, ...`` (no padding), and the results are
+    A multi-modal model (dict inputs, dict of logits out) gets each modality's averaged
+    probabilities in ``parts`` and their late fusion with ``fusion`` weights (default equal) in
+    ``probs``. Each process takes clips ``rank, rank + world, ...`` (no padding), and the results are
     gathered in clip order on every process."""
     reporter = reporter or Reporter()
     was_training = model.training
@@ -151,38 +177,64 @@ def predict(
         pin_memory=ctx.cuda,
     )
     reporter.eval_start(split, len(mine))
-    chunks = []
+    chunks: dict[str, list[np.ndarray]] = {}
+    multi = False
     for x, _ in loader:
-        b, v = x.shape[:2]
-        x = _to_device(x.flatten(0, 1), ctx, channels_last)
+        multi = isinstance(x, dict)
+        first = next(iter(x.values())) if multi else x
+        b, v = first.shape[:2]
+        x = _to_device({k: t.flatten(0, 1) for k, t in x.items()} if multi else x.flatten(0, 1), ctx, channels_last)
         with _autocast(ctx, amp):
-            logits = model(x)
-        probs = logits.float().softmax(-1).view(b, v, -1).mean(1)
-        chunks.append(probs.cpu().double().numpy())
+            out = model(**x) if multi else {"": model(x)}
+        for key, logits in out.items():
+            probs = logits.float().softmax(-1).view(b, v, -1).mean(1)
+            chunks.setdefault(key, []).append(probs.cpu().double().numpy())
         reporter.eval_step(b)
     reporter.eval_end()
     model.train(was_training)
-    k = chunks[0].shape[1] if chunks else 0
-    mine_probs = np.concatenate(chunks) if chunks else np.zeros((0, k))
+    mine_probs = {k: np.concatenate(c) for k, c in chunks.items()}
     gathered = dist_.all_gather_objects(ctx, (mine, mine_probs))
-    order = np.concatenate([np.asarray(idx, np.int64) for idx, _ in gathered])
-    probs = np.concatenate([p for _, p in gathered if len(p)])
-    probs = probs[np.argsort(order)]
-    if len(probs) != len(dataset):
-        raise RuntimeError(f"gathered {len(probs)} predictions for {len(dataset)} clips")
-    return Predictions(list(dataset.clip_ids), np.asarray(dataset.labels, np.int64), probs)
+    order = np.argsort(np.concatenate([np.asarray(idx, np.int64) for idx, _ in gathered]))
+    keys = next((list(p) for _, p in gathered if p), [""])
+    parts = {k: np.concatenate([p[k] for _, p in gathered if p])[order] for k in keys}
+    if any(len(p) != len(dataset) for p in parts.values()):
+        raise RuntimeError(f"gathered {len(next(iter(parts.values())))} predictions for {len(dataset)} clips")
+    labels = np.asarray(dataset.labels, np.int64)
+    if "" in parts:
+        return Predictions(list(dataset.clip_ids), labels, parts[""])
+    weights = {k: 1.0 for k in parts} if fusion is None else fusion
+    return Predictions(list(dataset.clip_ids), labels, late_fusion(parts, weights), parts)
+
+
+FUSION_RATIOS = ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0))  # rgb:pose late-fusion ratios reported
+
+
+def fusion_table(parts: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, dict[str, float]]:
+    """Top-1/top-5 of each modality alone and of the 1:1, 2:1 and 1:2 late fusions (labelled clips)."""
+    from mgcli.report import topk_accuracy
+
+    rows = {k: p for k, p in parts.items()}
+    if set(parts) == {"rgb", "pose"}:
+        for a, b in FUSION_RATIOS:
+            rows[f"{a:g}:{b:g}"] = late_fusion(parts, {"rgb": a, "pose": b})
+    return {k: {"top1": topk_accuracy(p, labels, 1), "top5": topk_accuracy(p, labels, 5)} for k, p in rows.items()}
 
 
 def write_predictions(preds: Predictions, run_dir: Path, split: str, class_names: list[str]) -> dict[str, Any]:
-    """``scores-{split}.csv`` (+ ``confusion-{split}.png`` when labelled); the metrics summary."""
+    """``scores-{split}.csv`` (+ ``scores-{split}-{modality}.csv`` for multi-modal models,
+    ``confusion-{split}.png`` when labelled); the metrics summary (with the late-fusion table)."""
     from mgcli.io.scores import write_scores
     from mgcli.report import plot_confusion, summarize
 
     write_scores(run_dir / f"scores-{split}.csv", preds.clip_ids, preds.labels, preds.probs)
+    for key, probs in (preds.parts or {}).items():
+        write_scores(run_dir / f"scores-{split}-{key}.csv", preds.clip_ids, preds.labels, probs)
     summary = summarize(preds.probs, preds.labels, class_names)
     if summary["n"]:
         cm = np.asarray(summary["confusion"])
         plot_confusion(cm, class_names, run_dir / f"confusion-{split}.png", title=f"{run_dir.name}: {split}")
+        if preds.parts:
+            summary["late_fusion"] = fusion_table(preds.parts, preds.labels)
     return summary
 
 
@@ -238,13 +290,17 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if resume and overwrite:
         raise MgError("--resume and --overwrite exclude each other")
     path = Path(cfg.data.path)
-    kind = artifact_kind(path)
+    kind = data_kind(cfg, path)
     view_config(kind, cfg.data.view)
     train = open_split(cfg, cfg.data.train_split, train=True)
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
     model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False)
+    if kind == "rgbpose":
+        check_pathway_geometry(model, train.cfg, path)
+    if cfg.init_from and not resume:
+        branch_checkpoints(cfg, model, classes)  # fail here, not in N processes
     facts = {
         "kind": kind,
         "in_channels": train.num_channels,
@@ -264,6 +320,83 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES):
         raise OutputExistsError("the run folder already holds a run (pass --resume to continue it or --overwrite)", run_dir)
     return facts
+
+
+def check_pathway_geometry(model: torch.nn.Module, view: Any, where: Path) -> None:
+    """The paired views must meet the two-pathway model: pose frames per RGB frame equal to its
+    ``speed_ratio``, and heatmaps scaled like the RGB stem's downsampling (1/4 in the paper)."""
+    net = model.backbone
+    if view.speed_ratio != net.speed_ratio:
+        raise MgError(f"data.view.speed_ratio is {view.speed_ratio} but model.speed_ratio is {net.speed_ratio}; "
+                      "set both", where)
+    def stride(stem: torch.nn.Module) -> int:
+        out = 1
+        for m in stem.modules():
+            if isinstance(m, torch.nn.Conv3d | torch.nn.MaxPool3d):
+                s = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 3
+                out *= int(s[-1])
+        return out
+
+    ratio = stride(net.pose.stem) / stride(net.rgb.stem)
+    if abs(view.scaling - ratio) > 1e-9:
+        raise MgError(f"data.view.scaling is {view.scaling} but the model's stems need heatmaps at {ratio:g} of the "
+                      "RGB size (RGB stem stride / pose stem stride)", where)
+
+
+def branch_checkpoints(cfg: RunConfig, model: torch.nn.Module, class_names: list[str]) -> dict[str, Any]:
+    """``init_from``'s RGB and pose branch checkpoints, checked against the model and its classes;
+    ``{"rgb": state, "pose": state}``."""
+    if not hasattr(model, "modalities") or tuple(model.modalities) != ("rgb", "pose"):
+        raise MgError(f"init_from is for two-pathway models (rgbpose_conv3d), not {cfg.model['name']}")
+    from mgcli.models import MODELS
+
+    states = {}
+    for mod, path, kind in zip(("rgb", "pose"), cfg.init_from, ("frames", "heatmaps"), strict=True):
+        state = load_checkpoint(path)
+        name = str((state.get("config") or {}).get("model", {}).get("name", ""))
+        spec = MODELS.get(name)
+        if spec is None or spec.input_kind != kind:
+            article = "an RGB" if mod == "rgb" else "a pose"
+            raise MgError(f"init_from: the {mod} checkpoint must come from {article} branch run (reading {kind}), "
+                          f"not {name or 'an unknown model'}", path)
+        if list(state["class_names"]) != list(class_names):
+            raise MgError(f"the {mod} branch was trained on other classes ({len(state['class_names'])} vs "
+                          f"{len(class_names)})", path)
+        states[mod] = state
+    return states
+
+
+def init_from_branches(cfg: RunConfig, model: torch.nn.Module, class_names: list[str]) -> dict[str, list[str]]:
+    """Merge the two branch checkpoints of ``init_from`` into ``model`` (PoseConv3D's two-step
+    initialisation); returns what was loaded, padded, left new and unused."""
+    from mgcli.models.rgbpose import merge_branch_weights
+
+    states = branch_checkpoints(cfg, model, class_names)
+    try:
+        return merge_branch_weights(model, states["rgb"]["state_dict"], states["pose"]["state_dict"])
+    except MgError as e:
+        raise MgError(f"init_from: {e.message}", cfg.init_from[0]) from None
+
+
+def describe_merge(report: dict[str, list[str]]) -> str:
+    """One paragraph for the log: counts and the new / unused tensors (abbreviated)."""
+    def names(keys: list[str]) -> str:
+        groups = sorted({".".join(k.split(".")[:3]) for k in keys})
+        return ", ".join(groups[:8]) + (", ..." if len(groups) > 8 else "")
+
+    lines = [f"init_from: {len(report['loaded'])} tensors loaded, {len(report['padded'])} zero-padded for the "
+             f"lateral channels, {len(report['new'])} new, {len(report['unused'])} unused"]
+    if report["padded"]:
+        lines.append(f"  padded: {names(report['padded'])}")
+    if report["new"]:
+        lines.append(f"  new: {names(report['new'])}")
+    if report["unused"]:
+        lines.append(f"  unused: {names(report['unused'])}")
+    return "\n".join(lines)
+
+
+def _fusion_weights(cfg: RunConfig) -> dict[str, float]:
+    return dict(zip(("rgb", "pose"), cfg.train.late_fusion, strict=True))
 
 
 def _save_state(
@@ -338,8 +471,12 @@ def _train(
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in facts["splits"] else None
     model = build_for_data(
-        cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume
-    ).to(ctx.device)
+        cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume and not cfg.init_from
+    )
+    if cfg.init_from and not resume:
+        report = init_from_branches(cfg, model, class_names)
+        reporter.message(describe_merge(report))
+    model = model.to(ctx.device)
     channels_last = cfg.train.channels_last and ctx.cuda
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
@@ -375,7 +512,8 @@ def _train(
         )
         if evaluate_now:
             preds = predict(
-                model, val_ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, "val"
+                model, val_ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, "val",
+                _fusion_weights(cfg),
             )
             from mgcli.report import topk_accuracy
 
@@ -401,15 +539,26 @@ def _train(
 
 def train_step(
     cfg: RunConfig, ctx: Context, net: torch.nn.Module, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-    scaler: Any, x: torch.Tensor, y: torch.Tensor, lr: float, amp: bool, channels_last: bool,
+    scaler: Any, x: Any, y: torch.Tensor, lr: float, amp: bool, channels_last: bool,
+    parts: dict[str, float] | None = None,
 ) -> float:
-    """One SGD step on a batch at learning rate ``lr``; the batch's loss."""
+    """One SGD step on a batch at learning rate ``lr``; the batch's loss.
+
+    A multi-modal batch (a dict of tensors) goes to the model as keyword arguments with the labels
+    (for training-time losses such as the PRM), and the model's ``loss`` gives the terms to sum;
+    their values are added to ``parts`` when given."""
     x, y = _to_device(x, ctx, channels_last), y.to(ctx.device, non_blocking=True)
     for group in optimizer.param_groups:
         group["lr"] = lr
     with _autocast(ctx, amp):
-        logits = net(x)
-        loss = F.cross_entropy(logits.float(), y, label_smoothing=cfg.train.label_smoothing)
+        if isinstance(x, dict):
+            terms = model.loss(net(**x, labels=y), y, cfg.train.label_smoothing)
+            loss = sum(terms.values())
+            if parts is not None:
+                for k, t in terms.items():
+                    parts[k] = parts.get(k, 0.0) + float(t.detach()) * len(y)
+        else:
+            loss = F.cross_entropy(net(x).float(), y, label_smoothing=cfg.train.label_smoothing)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()
     if cfg.train.grad_clip is not None:
@@ -450,6 +599,7 @@ def _train_epoch(
     t0 = time.perf_counter()
     wait = loss_sum = 0.0
     seen = 0
+    parts: dict[str, float] = {}
     lr = lr_at(cfg, epoch)
     it = iter(loader)
     for step in range(iters):
@@ -457,14 +607,14 @@ def _train_epoch(
         x, y = next(it)
         wait += time.perf_counter() - t_wait
         lr = lr_at(cfg, epoch + step / iters)
-        value = train_step(cfg, ctx, net, model, optimizer, scaler, x, y, lr, amp, channels_last)
+        value = train_step(cfg, ctx, net, model, optimizer, scaler, x, y, lr, amp, channels_last, parts)
         if not math.isfinite(value):
             raise MgError(f"epoch {epoch + 1}, step {step + 1}: the loss is {value} (lower optim.lr?)")
         loss_sum += value * len(y)
         seen += len(y)
         reporter.step(value, lr)
     seconds = time.perf_counter() - t0
-    return {
+    row = {
         "epoch": epoch + 1,
         "train_loss": dist_.mean_across(ctx, loss_sum / max(seen, 1), seen),
         "lr": lr,
@@ -472,6 +622,9 @@ def _train_epoch(
         "data_wait": dist_.mean_across(ctx, wait / max(seconds, 1e-9)),
         "samples_per_s": dist_.mean_across(ctx, seen / max(seconds, 1e-9)) * ctx.world,
     }
+    for key, total in parts.items():
+        row[f"loss_{key}"] = dist_.mean_across(ctx, total / max(seen, 1), seen)
+    return row
 
 
 def _finish(
@@ -491,7 +644,10 @@ def _finish(
         if split not in facts["splits"]:
             continue
         ds = val_ds if key == "val" else open_split(cfg, split, train=False)
-        preds = predict(model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split)
+        preds = predict(
+            model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split,
+            _fusion_weights(cfg),
+        )
         if ctx.main:
             splits[key] = write_predictions(preds, run_dir, key, class_names)
     metrics: dict[str, Any] = {}
@@ -589,10 +745,11 @@ def evaluate_checkpoint(
     if out.exists() and not overwrite:
         raise OutputExistsError("exists (pass --overwrite to replace it)", out)
     ds = open_split(cfg, split_name, train=False, path=path)  # one line for a missing split
+    kind = data_kind(cfg, path)
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
-    model = build_for_data(cfg, len(class_names), ds.num_channels, artifact_kind(path), checkpoint, load_pretrained=False)
+    model = build_for_data(cfg, len(class_names), ds.num_channels, kind, checkpoint, load_pretrained=False)
     model.load_state_dict(state["state_dict"])
     model.to(ctx.device)
     channels_last = cfg.train.channels_last and ctx.cuda
@@ -601,10 +758,15 @@ def evaluate_checkpoint(
     reporter = RichReporter(quiet)
     preds = predict(
         model, ds, ctx, batch_size or cfg.train.eval_batch_size, cfg.data.workers if workers is None else workers,
-        cfg.train.amp, channels_last, reporter, split_name,
+        cfg.train.amp, channels_last, reporter, split_name, _fusion_weights(cfg),
     )
     from mgcli.io.scores import write_scores
     from mgcli.report import summarize
 
     write_scores(out, preds.clip_ids, preds.labels, preds.probs, overwrite=True)
-    return out, summarize(preds.probs, preds.labels, class_names)
+    summary = summarize(preds.probs, preds.labels, class_names)
+    for key, probs in (preds.parts or {}).items():
+        write_scores(out.with_name(f"{out.stem}-{key}{out.suffix}"), preds.clip_ids, preds.labels, probs, overwrite=True)
+    if preds.parts and summary["n"]:
+        summary["late_fusion"] = fusion_table(preds.parts, preds.labels)
+    return out, summary
