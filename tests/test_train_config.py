@@ -20,7 +20,7 @@ def test_every_pipeline_config_loads() -> None:
     for f in files:
         cfg = load_config(f)
         assert cfg.name == f.stem
-        assert cfg.model["name"] in ("posec3d_slowonly", "rgb_slowonly")
+        assert cfg.model["name"] in ("posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d")
 
 
 def test_overrides_reach_nested_fields_and_keep_types(tmp_path: Path) -> None:
@@ -102,3 +102,19 @@ def test_fixed_length_tuples_in_view_options() -> None:
         view_config("heatmaps", {"area_range": [0.3]})
     with pytest.raises(MgError, match=r"data.view.area_range\[1\] must be float, got 'x'"):
         view_config("heatmaps", {"area_range": [0.3, "x"]})
+
+
+def test_optimizers() -> None:
+    import torch
+
+    from mgcli.train.loop import make_optimizer
+
+    model = torch.nn.Linear(3, 2)
+    sgd = make_optimizer(load_config(None, ["optim.lr=0.2", "optim.nesterov=false"]), model)
+    assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9 and not sgd.defaults["nesterov"]
+    adamw = make_optimizer(load_config(None, ["optim.name=adamw", "optim.lr=0.001", "optim.betas=[0.8, 0.99]",
+                                              "optim.weight_decay=0.05"]), model)  # fmt: skip
+    assert isinstance(adamw, torch.optim.AdamW)
+    assert adamw.defaults["betas"] == (0.8, 0.99) and adamw.defaults["weight_decay"] == 0.05
+    with pytest.raises(MgError, match="optim.name must be sgd or adamw, got 'adam'"):
+        load_config(None, ["optim.name=adam"])

@@ -35,10 +35,12 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
+    name: str = "sgd"  # sgd | adamw
     lr: float = 0.1  # for the global batch of the paper; scale it with batch_size x processes
-    momentum: float = 0.9
+    momentum: float = 0.9  # sgd
     weight_decay: float = 3e-4
-    nesterov: bool = True
+    nesterov: bool = True  # sgd
+    betas: tuple[float, float] = (0.9, 0.999)  # adamw
 
 
 @dataclass
@@ -169,6 +171,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
     cfg = from_dict(RunConfig, raw, path)
     if not isinstance(cfg.model.get("name"), str):
         raise MgError("model.name must name a model (see `mg models`)", path)
+    if cfg.optim.name not in ("sgd", "adamw"):
+        raise MgError(f"optim.name must be sgd or adamw, got {cfg.optim.name!r}", path)
     if cfg.schedule.kind not in ("cosine", "multistep"):
         raise MgError(f"schedule.kind must be cosine or multistep, got {cfg.schedule.kind!r}", path)
     for key in ("epochs", "batch_size", "eval_batch_size"):

@@ -380,14 +380,14 @@ def init_from_branches(cfg: RunConfig, model: torch.nn.Module, class_names: list
 
 def describe_merge(report: dict[str, list[str]]) -> str:
     """One paragraph for the log: counts and the new / unused tensors (abbreviated)."""
-    def names(keys: list[str]) -> str:
-        groups = sorted({".".join(k.split(".")[:3]) for k in keys})
+    def names(keys: list[str], depth: int = 3) -> str:
+        groups = sorted({".".join(k.split(".")[:depth]) for k in keys})
         return ", ".join(groups[:8]) + (", ..." if len(groups) > 8 else "")
 
     lines = [f"init_from: {len(report['loaded'])} tensors loaded, {len(report['padded'])} zero-padded for the "
              f"lateral channels, {len(report['new'])} new, {len(report['unused'])} unused"]
     if report["padded"]:
-        lines.append(f"  padded: {names(report['padded'])}")
+        lines.append(f"  padded: {names([k.rpartition('.')[0] for k in report['padded']], 7)}")
     if report["new"]:
         lines.append(f"  new: {names(report['new'])}")
     if report["unused"]:
@@ -570,6 +570,11 @@ def train_step(
 
 
 def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+    """SGD (momentum, optional Nesterov) or AdamW over all parameters, at ``optim.lr`` (the
+    schedule sets the lr of every step)."""
+    if cfg.optim.name == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=cfg.optim.lr, betas=cfg.optim.betas,
+                                 weight_decay=cfg.optim.weight_decay)
     return torch.optim.SGD(
         model.parameters(),
         lr=cfg.optim.lr,
