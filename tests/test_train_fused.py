@@ -165,3 +165,16 @@ def test_fused_resume_is_exact(train_artifacts: Path, tmp_path: Path) -> None:
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=0, atol=0, msg=k)  # prototypes included
+
+
+def test_two_gloo_processes_train_the_fused_model(train_artifacts: Path, tmp_path: Path) -> None:
+    # DDP with keyword inputs, the PRM's all-reduce inside the forward and drop-path on the laterals
+    cfg = load_config(None, tiny_fused(train_artifacts, tmp_path, "name=ddp", "train.epochs=1",
+                                       "model.rgb_drop_path=0.5", "model.pose_drop_path=0.5"))
+    metrics = launch(cfg, procs=2, quiet=True)
+    assert metrics["processes"] == 2
+    for split in ("val", "test"):
+        for suffix in ("", "-rgb", "-pose"):
+            scores = read_scores(tmp_path / "ddp" / f"scores-{split}{suffix}.csv")  # refuses duplicated ids
+            check_probabilities(scores, split)
+            assert len(scores.clip_ids) == metrics["splits"][split]["n"]

@@ -20,6 +20,14 @@ Each modality keeps its own classifier (:class:`RGBPoseHead`). :func:`merge_bran
 paper's two-step initialisation: start the fused model from separately trained ``rgb_slowonly`` and
 ``posec3d_slowonly`` classifiers, zero-padding the input channels that lateral features add.
 
+The MiGA 2024 winner adds two modules, both optional here (``rgbpose_conv3d(cmf=..., prm=...)``):
+
+- a Cross-Modal Fusion Module (:class:`~mgcli.models.fusion.CrossModalFusion`) at the chosen
+  exchange levels: it re-weights both pathways' maps residually, and the laterals then concatenate
+  the re-weighted maps;
+- a Prototypical Refinement Module (:class:`~mgcli.models.prototypes.PrototypeRefinement`) per
+  pathway, a training-only loss on that pathway's last feature map and its own logits.
+
 Shapes are ``[N, C, T, H, W]``; strides given as pairs are ``(temporal, spatial)``.
 """
 
@@ -274,12 +282,12 @@ class RGBPoseConv3D(nn.Module):
             src = x_pose.detach() if self.rgb_detach else x_pose
             into_rgb = self.rgb_laterals[rgb_key](src)
             if self._drop_into_rgb:
-                into_rgb = torch.zeros_like(into_rgb)
+                into_rgb = into_rgb * 0.0  # zeros that keep the graph: DDP expects every parameter used
         if pose_key in self.pose_laterals:
             src = x_rgb.detach() if self.pose_detach else x_rgb
             into_pose = self.pose_laterals[pose_key](src)
             if self._drop_into_pose:
-                into_pose = torch.zeros_like(into_pose)
+                into_pose = into_pose * 0.0
         if into_rgb is not None:
             x_rgb = _concat(f"RGB stage {rgb_key}", x_rgb, into_rgb)
         if into_pose is not None:
@@ -448,7 +456,7 @@ def rgbpose_conv3d(
     prm_dim: int = 256,
     prm_tau: float = 0.125,
     prm_rho: float = 0.9,
-    prm_alpha: float = 1.0,
+    prm_alpha: float = 0.1,
     prm_calib_weight: float = 1.0,
     prm_pathways: tuple[str, ...] = ("rgb", "pose"),
 ) -> RGBPoseClassifier:
