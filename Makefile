@@ -77,8 +77,16 @@ $(DEMO)/runs/sample_rgb/metrics.json: $(DEMO)/poses.h5 pipelines/sample_rgb.yaml
 	$(MG) train-branch -c pipelines/sample_rgb.yaml --out-dir $(DEMO)/runs --overwrite \
 		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5
 
+# The two-pathway model with CMF and PRM, started from both branches (a few minutes).
+$(DEMO)/runs/sample_rgbpose/metrics.json: $(DEMO)/runs/sample_pose_joint/metrics.json \
+		$(DEMO)/runs/sample_rgb/metrics.json pipelines/sample_rgbpose.yaml
+	$(MG) train-fused -c pipelines/sample_rgbpose.yaml --out-dir $(DEMO)/runs --overwrite \
+		--init-from $(DEMO)/runs/sample_rgb/model.pt $(DEMO)/runs/sample_pose_joint/model.pt \
+		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5
+
 demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5 \
-		$(DEMO)/runs/sample_pose_joint/metrics.json $(DEMO)/runs/sample_rgb/metrics.json
+		$(DEMO)/runs/sample_pose_joint/metrics.json $(DEMO)/runs/sample_rgb/metrics.json \
+		$(DEMO)/runs/sample_rgbpose/metrics.json
 	$(MG) inspect $(DEMO)/sample
 	$(MG) inspect $(DEMO)/poses.h5
 	$(MG) inspect $(DEMO)/frames.h5
@@ -86,6 +94,7 @@ demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5 \
 	$(MG) build-heatmaps $(DEMO)/heatmaps-joint.h5 --preview 0001_0 -o $(DEMO)/preview-0001_0.png
 	$(MG) inspect $(DEMO)/runs/sample_pose_joint/model.pt
 	$(MG) inspect $(DEMO)/runs/sample_pose_joint/scores-test.csv
+	$(MG) inspect $(DEMO)/runs/sample_rgbpose/scores-test.csv
 	$(MG) models
 
 bench: install
