@@ -338,9 +338,11 @@ class RGBPoseHead(nn.Module):
         """The two feature maps -> ``{"rgb": logits, "pose": logits}``, each ``[N, num_classes]``."""
         return {"rgb": self.rgb(rgb_feat), "pose": self.pose(pose_feat)}
 
-    def loss(self, logits: Mapping[str, torch.Tensor], target: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, logits: Mapping[str, torch.Tensor], target: torch.Tensor,
+             label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
         """Weighted cross-entropy per modality: ``{"rgb": w_rgb * CE, "pose": w_pose * CE}`` (sum them to train)."""
-        return {k: w * F.cross_entropy(logits[k], target) for k, w in self.loss_weights.items()}
+        return {k: w * F.cross_entropy(logits[k].float(), target, label_smoothing=label_smoothing)
+                for k, w in self.loss_weights.items()}
 
 
 class RGBPoseClassifier(nn.Module):
@@ -406,8 +408,7 @@ class RGBPoseClassifier(nn.Module):
     def loss(self, out: Mapping[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
         """The training loss terms (sum them): weighted cross-entropy per modality and, where
         :meth:`forward` computed them, ``prm_alpha * L_PR`` per pathway."""
-        terms = {k: w * F.cross_entropy(out[k].float(), labels, label_smoothing=label_smoothing)
-                 for k, w in self.head.loss_weights.items()}
+        terms = self.head.loss(out, labels, label_smoothing)
         for key in self.prm:
             if f"prm_{key}" in out:
                 terms[f"prm_{key}"] = self.prm_alpha * out[f"prm_{key}"].float()

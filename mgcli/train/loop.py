@@ -329,6 +329,7 @@ def check_pathway_geometry(model: torch.nn.Module, view: Any, where: Path) -> No
     if view.speed_ratio != net.speed_ratio:
         raise MgError(f"data.view.speed_ratio is {view.speed_ratio} but model.speed_ratio is {net.speed_ratio}; "
                       "set both", where)
+
     def stride(stem: torch.nn.Module) -> int:
         out = 1
         for m in stem.modules():
@@ -542,7 +543,7 @@ def train_step(
     scaler: Any, x: Any, y: torch.Tensor, lr: float, amp: bool, channels_last: bool,
     parts: dict[str, float] | None = None,
 ) -> float:
-    """One SGD step on a batch at learning rate ``lr``; the batch's loss.
+    """One optimiser step on a batch at learning rate ``lr``; the batch's loss.
 
     A multi-modal batch (a dict of tensors) goes to the model as keyword arguments with the labels
     (for training-time losses such as the PRM), and the model's ``loss`` gives the terms to sum;
@@ -554,9 +555,9 @@ def train_step(
         if isinstance(x, dict):
             terms = model.loss(net(**x, labels=y), y, cfg.train.label_smoothing)
             loss = sum(terms.values())
-            if parts is not None:
-                for k, t in terms.items():
-                    parts[k] = parts.get(k, 0.0) + float(t.detach()) * len(y)
+            if parts is not None:  # one device-to-host copy for all terms
+                for k, t in zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist(), strict=True):
+                    parts[k] = parts.get(k, 0.0) + t * len(y)
         else:
             loss = F.cross_entropy(net(x).float(), y, label_smoothing=cfg.train.label_smoothing)
     optimizer.zero_grad(set_to_none=True)

@@ -13,6 +13,7 @@ waiting for the next batch. Data: the default synthetic sample (frames cached at
 from __future__ import annotations
 
 import argparse
+import resource
 import statistics
 import tempfile
 import time
@@ -24,15 +25,21 @@ from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
 from mgcli.train.config import load_config
-from mgcli.train.data import artifact_kind, open_split
+from mgcli.train.data import data_kind, open_split
 from mgcli.train.distributed import Context
 from mgcli.train.loop import build_for_data, make_optimizer, train_step
 
 
-def bench(name: str, overrides: list[str], steps: int) -> None:
-    cfg = load_config(None, [*overrides, "data.workers=2", "train.amp=false"])
+def peak_rss_gb() -> float:
+    """Peak resident memory of this process so far (the loader workers are other processes)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
+
+
+def bench(name: str, overrides: list[str], steps: int, config: Path | None = None) -> None:
+    """Time ``steps`` training steps of a run config (the first, which starts the workers, left out)."""
+    cfg = load_config(config, [*overrides, "data.workers=2", "train.amp=false"])
     ds = open_split(cfg, "train", train=True)
-    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, artifact_kind(cfg.data.path))
+    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, data_kind(cfg))
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     ctx = Context()
@@ -56,10 +63,13 @@ def bench(name: str, overrides: list[str], steps: int) -> None:
     waits, totals = waits[1:], totals[1:]
     step = statistics.median(totals)
     params = sum(p.numel() for p in model.parameters()) / 1e6
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in x.items()) if isinstance(x, dict) else str(tuple(x.shape))
     print(
-        f"{name}: {params:.2f} M parameters, input {tuple(x.shape)}: {step:.2f} s/step (median of {steps}), "
+        f"{name}: {params:.2f} M parameters, input {shapes}: {step:.2f} s/step (median of {steps}), "
         f"{cfg.train.batch_size / step:.2f} samples/s, waiting for data {100 * sum(waits) / sum(totals):.1f} % "
-        f"of step time (2 workers, {torch.get_num_threads()} compute threads)"
+        f"of step time, peak RSS so far {peak_rss_gb():.2f} GB (2 workers, {torch.get_num_threads()} compute "
+        "threads)",
+        flush=True,
     )
 
 
