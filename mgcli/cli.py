@@ -495,6 +495,75 @@ def evaluate_cmd(
     console.print(f"[green]wrote[/] {path}")
 
 
+@app.command(
+    "ensemble",
+    epilog=(
+        "Examples: [bold]mg ensemble swin.csv li.csv ours.csv -o ensemble.csv[/]   "
+        "[bold]mg ensemble a.csv b.csv --weights 0.4,0.6 -o ens.csv[/]   "
+        "[bold]mg ensemble runs/pose_j runs/pose_l runs/rgbpose --search-weights -o ens.csv[/]"
+    ),
+)
+@handles_errors
+def ensemble_cmd(
+    inputs: Annotated[list[Path], typer.Argument(help="Test scores CSVs, or run folders (their scores-test.csv).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The fused scores CSV.")],
+    weights: Annotated[str | None, typer.Option(help="Comma-separated weights, one per input (normalised).")] = None,
+    search_weights: Annotated[
+        bool, typer.Option("--search-weights", help="Pick the weights with the best validation top-1.")
+    ] = False,
+    val: Annotated[
+        list[Path] | None,
+        typer.Option(help="Validation scores for --search-weights, one per input in order (default: run folders' "
+                     "scores-val.csv)."),
+    ] = None,
+    step: Annotated[float, typer.Option(help="Grid step of --search-weights.")] = 0.1,
+    logits: Annotated[bool, typer.Option("--logits", help="The inputs are logits: softmax each first.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Fuse score CSVs (the same clips and classes) by a weighted mean of their probabilities.
+
+    Equal weights by default, --weights to set them, or --search-weights to pick them on the
+    validation scores and apply them to the test scores. Prints top-1 / top-5 of every input and
+    of the ensemble where labels exist, and writes the fused scores in the same CSV shape.
+    """
+    from rich.table import Table
+
+    from mgcli.ensemble import column_labels, run_ensemble
+    from mgcli.errors import OutputExistsError
+    from mgcli.io.scores import write_scores
+    from mgcli.report import topk_accuracy
+
+    if out.exists() and not overwrite:
+        raise OutputExistsError("exists (pass --overwrite to replace it)", out)
+    parsed = None
+    if weights is not None:
+        try:
+            parsed = [float(w) for w in weights.split(",")]
+        except ValueError:
+            raise MgError(f"--weights must be comma-separated numbers, got {weights!r}") from None
+    ens, info = run_ensemble(inputs, parsed, logits, (val or []) if search_weights else None, step)
+    s = ens.scores
+    write_scores(out, s.clip_ids, s.labels, s.probs, s.classes, overwrite=True)
+    table = Table(title="ensemble (test)")
+    for col in ("scores", "weight", "top-1", "top-5"):
+        table.add_column(col, justify="left" if col == "scores" else "right")
+
+    def row(name: str, w: str, sc: object) -> None:
+        y = column_labels(sc)  # type: ignore[arg-type]
+        if (y >= 0).any():
+            table.add_row(name, w, f"{topk_accuracy(sc.probs, y, 1):.4f}", f"{topk_accuracy(sc.probs, y, 5):.4f}")  # type: ignore[attr-defined]
+        else:
+            table.add_row(name, w, "-", "-")
+
+    for path, w, sc in zip(inputs, ens.weights, ens.inputs, strict=True):
+        row(str(path), f"{w:.3f}", sc)
+    row("[bold]ensemble[/]", "1.000", s)
+    console.print(table)
+    if info is not None:
+        console.print(f"weights searched on the validation scores (step {step}): val top-1 {info['val_top1']:.4f}")
+    console.print(f"[green]wrote[/] {out} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
+
+
 @app.command("models", epilog="Example: [bold]mg models[/]")
 @handles_errors
 def models_cmd(

@@ -1,0 +1,154 @@
+"""`mg ensemble`: weighted fusion arithmetic, weight search, and every malformed input."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mgcli.cli import app
+from mgcli.ensemble import normalise_weights, run_ensemble, search_weights, simplex_grid
+from mgcli.errors import MgError
+from mgcli.io.scores import read_scores, write_scores
+
+runner = CliRunner()
+
+
+def _csv(path: Path, ids: list[str], labels: list[int], probs: list[list[float]], classes: list[int] | None = None) -> Path:
+    write_scores(path, ids, labels, np.asarray(probs, np.float64), classes)
+    return path
+
+
+@pytest.fixture
+def two(tmp_path: Path) -> tuple[Path, Path]:
+    a = _csv(tmp_path / "a.csv", ["c1", "c2", "c3"], [0, 1, 2],
+             [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])  # fmt: skip
+    # the same clips in another order
+    b = _csv(tmp_path / "b.csv", ["c3", "c1", "c2"], [2, 0, 1],
+             [[0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.0, 1.0, 0.0]])  # fmt: skip
+    return a, b
+
+
+def test_weighted_mean_aligned_by_clip_id(two: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two
+    ens, info = run_ensemble([a, b], [1, 3])
+    assert info is None and ens.weights == [0.25, 0.75]
+    expected = 0.25 * np.array([[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]]) + 0.75 * np.array(
+        [[0.2, 0.7, 0.1], [0.0, 1.0, 0.0], [0.1, 0.1, 0.8]]
+    )
+    np.testing.assert_allclose(ens.scores.probs, expected, atol=1e-6)
+    assert ens.scores.clip_ids == ["c1", "c2", "c3"]
+    equal, _ = run_ensemble([a, b])
+    assert equal.weights == [0.5, 0.5]
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--weights", "1,3", "-o", str(tmp_path / "e.csv")])
+    assert res.exit_code == 0, res.output
+    written = read_scores(tmp_path / "e.csv")
+    np.testing.assert_allclose(written.probs, expected, atol=1e-6)
+    assert list(written.labels) == [0, 1, 2]
+    assert "ensemble" in res.output and "top-1" in res.output
+
+
+def test_logits_are_softmaxed_first(tmp_path: Path) -> None:
+    a = _csv(tmp_path / "a.csv", ["x"], [1], [[0.0, 2.0]])
+    b = _csv(tmp_path / "b.csv", ["x"], [1], [[1.0, -1.0]])
+    with pytest.raises(MgError, match="sum to 2.0000, not 1 \\(pass --logits"):
+        run_ensemble([a, b])
+    ens, _ = run_ensemble([a, b], logits=True)
+    pa = np.exp([0.0, 2.0]) / np.exp([0.0, 2.0]).sum()
+    pb = np.exp([1.0, -1.0]) / np.exp([1.0, -1.0]).sum()
+    np.testing.assert_allclose(ens.scores.probs[0], (pa + pb) / 2)
+
+
+def test_search_finds_the_known_best_weights(tmp_path: Path) -> None:
+    # Constructed: model A is right on clips 0-5, B on clips 4-9, each wrong elsewhere with a
+    # confident miss; only weights near 0.5/0.5 get all 10 right (A right ones at 0.9, B at 0.9,
+    # misses at 0.6 on the wrong class).
+    rng = np.random.default_rng(0)
+    ids = [f"v_{i}" for i in range(10)]
+    labels = rng.integers(0, 3, 10)
+    def model(right: range) -> np.ndarray:
+        p = np.zeros((10, 3))
+        for i in range(10):
+            if i in right:
+                p[i] = 0.05
+                p[i, labels[i]] = 0.9
+            else:
+                wrong = (labels[i] + 1) % 3
+                p[i] = 0.2
+                p[i, wrong] = 0.6
+        return p
+    pa, pb = model(range(0, 6)), model(range(4, 10))
+    val_a = _csv(tmp_path / "va.csv", ids, list(labels), pa.tolist())
+    val_b = _csv(tmp_path / "vb.csv", ids, list(labels), pb.tolist())
+    from mgcli.ensemble import load_aligned
+
+    w, top1 = search_weights(load_aligned([val_a, val_b]), step=0.1)
+    assert top1 == 1.0 and w == pytest.approx([0.5, 0.5])
+    # Skew B so that it is always right: the search must then put all weight on B.
+    val_c = _csv(tmp_path / "vc.csv", ids, list(labels), model(range(10)).tolist())
+    w, top1 = search_weights(load_aligned([val_a, val_c]), step=0.25)
+    assert top1 == 1.0 and w[1] > w[0]
+    # Run folders stand for their scores-val.csv / scores-test.csv pair.
+    for name, p in (("ra", pa), ("rb", pb)):
+        (tmp_path / name).mkdir()
+        _csv(tmp_path / name / "scores-val.csv", ids, list(labels), p.tolist())
+        _csv(tmp_path / name / "scores-test.csv", ids, [-1] * 10, p.tolist())
+    res = runner.invoke(app, ["ensemble", str(tmp_path / "ra"), str(tmp_path / "rb"), "--search-weights",
+                              "-o", str(tmp_path / "s.csv")])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    assert "val top-1 1.0000" in res.output
+    np.testing.assert_allclose(read_scores(tmp_path / "s.csv").probs, (pa + pb) / 2, atol=1e-6)
+
+
+def test_simplex_grid_and_weights() -> None:
+    g = simplex_grid(3, 0.5)
+    assert g.shape == (6, 3) and np.allclose(g.sum(1), 1)
+    assert simplex_grid(2, 0.1)[0].tolist() == [0.5, 0.5]  # equal weights first
+    with pytest.raises(MgError, match="--step must divide 1"):
+        simplex_grid(2, 0.3)
+    with pytest.raises(MgError, match="2 weights for 3 inputs"):
+        normalise_weights([1, 2], 3)
+    with pytest.raises(MgError, match="non-negative and not all zero"):
+        normalise_weights([1, -1], 2)
+
+
+@pytest.mark.parametrize(
+    ("rows_b", "message"),
+    [
+        ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc2,1,0.5,0.5,0\nc9,2,0.2,0.2,0.6\n", "clip ids differ from .*1 missing \\(e.g. c3\\)"),
+        ("clip_id,label,0,1\nc1,0,0.5,0.5\nc2,1,0.5,0.5\nc3,1,0.2,0.8\n", "class columns differ"),
+        ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc1,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "duplicated clip id c1"),
+        ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc2,1,nan,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 3: class 0 is empty, NaN"),
+        ("clip_id,label,0,1,2\nc1,0,1.5,-0.5,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 2: negative probability"),
+        ("clip_id,label,0,1,2\nc1,0,0.5,0.6,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 2: probabilities sum to 1.1000"),
+        ("clip_id,label,0,1,2\nc1,1,0.5,0.5,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "clip c1 is labelled 1 here but 0"),
+    ],
+)
+def test_malformed_inputs_are_one_line_exit_2(two: tuple[Path, Path], tmp_path: Path, rows_b: str, message: str) -> None:
+    a, _ = two
+    bad = tmp_path / "bad.csv"
+    bad.write_text(rows_b)
+    with pytest.raises(MgError, match=message):
+        run_ensemble([a, bad])
+    res = runner.invoke(app, ["ensemble", str(a), str(bad), "-o", str(tmp_path / "o.csv")])
+    assert res.exit_code == 2 and "Traceback" not in res.output
+    assert "bad.csv" in res.output
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_cli_argument_errors(two: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two
+    out = tmp_path / "o.csv"
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--weights", "1,2,3", "-o", str(out)])
+    assert res.exit_code == 2 and "3 weights for 2 inputs" in res.output
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--weights", "x,1", "-o", str(out)])
+    assert res.exit_code == 2 and "comma-separated numbers" in res.output
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--weights", "1,1", "--search-weights", "-o", str(out)])
+    assert res.exit_code == 2 and "exclude each other" in res.output
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--search-weights", "--val", str(a), "-o", str(out)])
+    assert res.exit_code == 2 and "1 validation files for 2 inputs" in res.output
+    out.write_text("keep me")
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "-o", str(out)])
+    assert res.exit_code == 2 and out.read_text() == "keep me"
