@@ -493,6 +493,12 @@ def evaluate_cmd(
     if s.get("late_fusion"):
         _print_fusion_table({split: s})
     console.print(f"[green]wrote[/] {path}")
+    if s["n"]:
+        from mgcli.io.scores import read_scores
+        from mgcli.report import write_report
+
+        _, files = write_report(read_scores(path), path.with_suffix(""), title=path.name)
+        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
 
 
 @app.command(
@@ -562,6 +568,66 @@ def ensemble_cmd(
     if info is not None:
         console.print(f"weights searched on the validation scores (step {step}): val top-1 {info['val_top1']:.4f}")
     console.print(f"[green]wrote[/] {out} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
+    if (s.labels >= 0).any():
+        from mgcli.report import write_report
+
+        _, files = write_report(s, out.with_suffix(""), title=out.name)
+        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
+
+
+def _print_report(report: dict, files: list[Path], top: int = 10) -> None:
+    """The summary, per-class table (classes present or predicted) and most confused pairs."""
+    from rich.table import Table
+
+    console.print(f"top-1 [bold]{report['top1']:.4f}[/]  top-5 {report['top5']:.4f}  "
+                  f"mean class acc {report['mean_class_accuracy']:.4f}  ({report['n']} clips)")  # fmt: skip
+    table = Table(title="per class")
+    for col in ("class", "name", "precision", "recall", "support"):
+        table.add_column(col, justify="left" if col == "name" else "right")
+
+    def fmt(v: float | None) -> str:
+        return "-" if v is None else f"{v:.3f}"
+
+    for name, r in report["per_class"].items():
+        if r["support"] or r["precision"] is not None:
+            table.add_row(str(r["class"]), name, fmt(r["precision"]), fmt(r["recall"]), str(r["support"]))
+    console.print(table)
+    if report["confused_pairs"]:
+        pairs = Table(title="most confused (true -> predicted)")
+        for col in ("true", "predicted", "clips"):
+            pairs.add_column(col, justify="right" if col == "clips" else "left")
+        for c in report["confused_pairs"][:top]:
+            pairs.add_row(c["true"], c["predicted"], str(c["count"]))
+        console.print(pairs)
+    console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
+
+
+@app.command("report", epilog="Example: [bold]mg report runs/sample_rgbpose/scores-val.csv[/]")
+@handles_errors
+def report_cmd(
+    scores: Annotated[Path, typer.Argument(help="A scores CSV with labels (clip_id,label,<class ids>).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Prefix of the outputs (default: the CSV without .csv).")
+    ] = None,
+    label_map: Annotated[
+        Path | None, typer.Option(help="raw,label,name CSV for the class names (default: iMiGUE's).")
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many confused pairs to list.")] = 10,
+) -> None:
+    """Top-1, top-5, per-class precision/recall, the most confused pairs, and a confusion matrix
+    PNG with class names: writes PREFIX-report.json and PREFIX-confusion.png."""
+    from mgcli.dataset.labels import LabelMap
+    from mgcli.io.scores import read_scores
+    from mgcli.report import write_report
+
+    s = read_scores(scores)
+    names = None
+    if label_map is not None:
+        lm = LabelMap.from_csv(label_map)
+        names = [lm.names[c] if 0 <= c < lm.num_classes else f"class {c}" for c in s.classes]
+    prefix = out if out is not None else scores.with_suffix("")
+    report, files = write_report(s, prefix, names, title=scores.name)
+    _print_report(report, files, top)
 
 
 @app.command("models", epilog="Example: [bold]mg models[/]")

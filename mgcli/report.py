@@ -174,3 +174,70 @@ def plot_curves(history: Sequence[dict[str, Any]], out_png: str | Path) -> Path:
         ax.grid(alpha=0.3)
     fig.tight_layout()
     return _save(fig, out_png, dpi=100)
+
+
+# ------------------------------------------------------------------------------------ mg report
+
+
+def precision_recall(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-class precision (column-wise) and recall (row-wise) of a confusion matrix; NaN where
+    a class was never predicted / never present."""
+    cm = np.asarray(cm, np.float64)
+    tp = np.diag(cm)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(cm.sum(0) > 0, tp / cm.sum(0), np.nan)
+        recall = np.where(cm.sum(1) > 0, tp / cm.sum(1), np.nan)
+    return precision, recall
+
+
+def confused_pairs(cm: np.ndarray, top: int = 10) -> list[tuple[int, int, int]]:
+    """The ``top`` largest off-diagonal cells ``(true, predicted, count)``, largest first."""
+    cm = np.asarray(cm)
+    off = cm.copy()
+    np.fill_diagonal(off, 0)
+    cells = [(int(t), int(p), int(off[t, p])) for t, p in zip(*np.nonzero(off), strict=True)]
+    return sorted(cells, key=lambda c: (-c[2], c[0], c[1]))[:top]
+
+
+def score_report(scores: Any, class_names: Sequence[str] | None = None, top_pairs: int = 10) -> dict[str, Any]:
+    """Everything ``mg report`` shows for a scores CSV with labels: top-1/top-5, mean class
+    accuracy, per-class precision/recall/support, the confusion matrix and the most confused
+    pairs (JSON-ready). ``class_names``: one per column (default: the iMiGUE names of the ids)."""
+    from mgcli.dataset.labels import DEFAULT_LABEL_MAP
+
+    col = {c: i for i, c in enumerate(scores.classes)}
+    labels = np.array([col[int(v)] if v >= 0 else -1 for v in scores.labels], np.int64)
+    if class_names is None:
+        names = DEFAULT_LABEL_MAP.names
+        class_names = [names[c] if 0 <= c < len(names) else f"class {c}" for c in scores.classes]
+    summary = summarize(scores.probs, labels, class_names)
+    if not summary["n"]:
+        raise MgError("the scores carry no labels: nothing to report (test scores need the true labels)")
+    cm = np.asarray(summary["confusion"])
+    precision, recall = precision_recall(cm)
+    summary["per_class"] = {
+        str(name): {"class": int(c), "precision": _num(p), "recall": _num(r), "support": int(n)}
+        for name, c, p, r, n in zip(class_names, scores.classes, precision, recall, cm.sum(1), strict=True)
+    }
+    summary["confused_pairs"] = [
+        {"true": str(class_names[t]), "predicted": str(class_names[p]), "count": n} for t, p, n in confused_pairs(cm, top_pairs)
+    ]
+    summary["class_names"] = [str(n) for n in class_names]
+    return summary
+
+
+def write_report(scores: Any, out_prefix: str | Path, class_names: Sequence[str] | None = None,
+                 title: str = "") -> tuple[dict[str, Any], list[Path]]:
+    """``{prefix}-report.json`` and ``{prefix}-confusion.png`` for a labelled scores file."""
+    import json
+
+    from mgcli.io.atomic import atomic_output
+
+    report = score_report(scores, class_names)
+    out_prefix = Path(out_prefix)
+    js = out_prefix.with_name(out_prefix.name + "-report.json")
+    png = out_prefix.with_name(out_prefix.name + "-confusion.png")
+    with atomic_output(js, True) as tmp:
+        Path(tmp).write_text(json.dumps(report, indent=2, allow_nan=False))
+    plot_confusion(np.asarray(report["confusion"]), report["class_names"], png, title=title)
+    return report, [js, png]

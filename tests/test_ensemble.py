@@ -48,6 +48,7 @@ def test_weighted_mean_aligned_by_clip_id(two: tuple[Path, Path], tmp_path: Path
     np.testing.assert_allclose(written.probs, expected, atol=1e-6)
     assert list(written.labels) == [0, 1, 2]
     assert "ensemble" in res.output and "top-1" in res.output
+    assert (tmp_path / "e-report.json").is_file() and (tmp_path / "e-confusion.png").is_file()  # labelled: a report
 
 
 def test_logits_are_softmaxed_first(tmp_path: Path) -> None:

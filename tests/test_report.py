@@ -121,3 +121,38 @@ def test_plot_curves(tmp_path: Path) -> None:
     assert w3 > w2  # three panels vs two
     with pytest.raises(MgError):
         plot_curves([], tmp_path / "none.png")
+
+
+def test_precision_recall_and_confused_pairs_by_hand() -> None:
+    from mgcli.report import confused_pairs, precision_recall
+
+    cm = np.array([[3, 1, 0], [2, 2, 0], [0, 0, 0]])
+    p, r = precision_recall(cm)
+    np.testing.assert_allclose(p[:2], [3 / 5, 2 / 3])
+    assert np.isnan(p[2]) and np.isnan(r[2])
+    np.testing.assert_allclose(r[:2], [3 / 4, 2 / 4])
+    assert confused_pairs(cm) == [(1, 0, 2), (0, 1, 1)]
+
+
+def test_mg_report_writes_json_and_png(tmp_path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from mgcli.cli import app
+    from mgcli.io.scores import write_scores
+
+    probs = np.array([[0.7, 0.2, 0.1], [0.6, 0.3, 0.1], [0.1, 0.8, 0.1], [0.2, 0.2, 0.6]])
+    write_scores(tmp_path / "s.csv", ["a", "b", "c", "d"], [0, 1, 1, 2], probs)
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "s.csv")])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "s-report.json").read_text())
+    assert report["top1"] == 0.75 and report["n"] == 4
+    # class ids 0-2 are iMiGUE's first three classes
+    assert report["per_class"]["turtle neck"] == {"class": 0, "precision": 0.5, "recall": 1.0, "support": 1}
+    assert report["confused_pairs"] == [{"true": "deep breath", "predicted": "turtle neck", "count": 1}]
+    assert (tmp_path / "s-confusion.png").stat().st_size > 1000
+    assert "most confused" in res.output
+    write_scores(tmp_path / "u.csv", ["a"], [-1], probs[:1])
+    res = CliRunner().invoke(app, ["report", str(tmp_path / "u.csv")])
+    assert res.exit_code == 2 and "no labels" in res.output
