@@ -630,6 +630,35 @@ def report_cmd(
     _print_report(report, files, top)
 
 
+@app.command(
+    "submit",
+    epilog=(
+        "Examples: [bold]mg submit ensemble.csv --format kaggle2025 --clips data/release -o prediction.zip[/]   "
+        "[bold]mg submit runs/rgbpose/scores-test.csv --format codalab2023 --clips data/poses.h5[/]"
+    ),
+)
+@handles_errors
+def submit_cmd(
+    scores: Annotated[Path, typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble).")],
+    clips: Annotated[Path, typer.Option(help="The release folder, or an artifact (.h5) carrying its clip table.")],
+    fmt: Annotated[str, typer.Option("--format", help="kaggle2025 (prediction.csv: Id,Target) or codalab2023 "
+                                      "(Submission.csv: id,pred, no header).")] = "kaggle2025",
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="The zip (default: prediction.zip / Submission.zip).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing zip.")] = False,
+) -> None:
+    """Write a challenge submission: the arg-max class of every test clip, in the challenge's CSV,
+    zipped. Refuses, listing every problem, unless each test clip of the release is there exactly
+    once with a well-formed id and a class in range."""
+    from mgcli.submit import FORMATS, write_submission
+
+    if out is None:
+        out = Path(FORMATS[fmt].member).with_suffix(".zip") if fmt in FORMATS else Path("prediction.zip")
+    path, n = write_submission(scores, clips, fmt, out, overwrite)
+    console.print(f"[green]wrote[/] {path} ({fmt}: {n} test clips)")
+
+
 @app.command("models", epilog="Example: [bold]mg models[/]")
 @handles_errors
 def models_cmd(

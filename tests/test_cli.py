@@ -22,7 +22,7 @@ def test_version_and_help() -> None:
     assert "sample-data" in r.output and "inspect" in r.output
     # only commands that work end to end are registered
     commands = {"sample-data", "inspect", "extract-pose", "build-heatmaps", "train-branch", "train-fused", "evaluate",
-                "ensemble", "report", "models"}
+                "ensemble", "report", "submit", "models"}
     assert set(typer.main.get_command(app).commands) == commands
     for cmd in sorted(commands):
         r = runner.invoke(app, [cmd, "--help"])
