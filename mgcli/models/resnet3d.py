@@ -13,12 +13,10 @@ from __future__ import annotations
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 import torch
 from torch import nn
 
-from mgcli.errors import MgError
 
 __all__ = ["Bottleneck3d", "ResNet3d", "inflate_2d_weights", "load_resnet50_2d"]
 
@@ -262,26 +260,11 @@ def load_resnet50_2d(pretrained: str) -> dict[str, torch.Tensor]:
     ``$TORCH_HOME``); any other string is a path read with ``torch.load(weights_only=True)``. A
     checkpoint that wraps its weights under ``"state_dict"`` is unwrapped.
     """
+    from mgcli.models.weights import fetch, read_state_dict
+
     if pretrained == "imagenet":
         from torchvision.models import ResNet50_Weights
 
-        try:
-            state = ResNet50_Weights.IMAGENET1K_V1.get_state_dict(progress=False)
-        except Exception as e:  # no network, proxy, hash mismatch: all mean "not available here"
-            reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-            raise MgError(f"could not fetch the ImageNet ResNet-50 weights ({reason}); pass `pretrained: null` "
-                          "or a path to a torchvision-format .pth state dict") from None
-        return dict(state)
-    path = Path(pretrained)
-    if not path.is_file():
-        raise MgError("pretrained weights not found (give `imagenet`, a torchvision-format .pth path, or null)", path)
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as e:  # pickle, zip and runtime errors for foreign or damaged files
-        reason = str(e).strip().splitlines()[0][:160] if str(e).strip() else type(e).__name__
-        raise MgError(f"not a loadable state dict ({reason})", path) from None
-    if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
-        state = state["state_dict"]
-    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise MgError("expected a state dict (parameter name -> tensor)", path)
-    return state
+        return fetch(ResNet50_Weights.IMAGENET1K_V1, "ImageNet ResNet-50",
+                     "pass `pretrained: null` or a path to a torchvision-format .pth state dict")
+    return read_state_dict(pretrained, "give `imagenet`, a torchvision-format .pth path, or null")
