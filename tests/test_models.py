@@ -70,7 +70,9 @@ def test_rgb_paper_size():
 
 def test_model_table_and_specs():
     rows = {r["name"]: r for r in model_table(num_classes=32)}
-    assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d"}
+    assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d", "swin3d_t", "swin3d_s",
+                                        "swin3d_b"}
+    assert rows["swin3d_b"]["params"] == 87_671_784  # torchvision's Swin-B with our 32-class head
     assert rows["posec3d_slowonly"]["params"] == 2_010_496
     assert rows["posec3d_slowonly"]["input"] == "17 x 48 x 56 x 56 (C x T x H x W)"
     assert rows["rgb_slowonly"]["input_kind"] == "frames"
@@ -91,7 +93,7 @@ def test_resnet3d_rejects_inconsistent_stage_settings():
 # --------------------------------------------------------------------------- build_model options
 
 def test_build_model_errors():
-    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d\)"):
+    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, swin3d_b\)"):
         build_model("nope", 3)
     with pytest.raises(MgError, match=r"model posec3d_slowonly: unknown option 'foo' \(accepted: base_channels, "):
         build_model("posec3d_slowonly", 3, foo=1)

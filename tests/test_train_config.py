@@ -20,7 +20,7 @@ def test_every_pipeline_config_loads() -> None:
     for f in files:
         cfg = load_config(f)
         assert cfg.name == f.stem
-        assert cfg.model["name"] in ("posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d")
+        assert cfg.model["name"] in ("posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d", "swin3d_b")
 
 
 def test_overrides_reach_nested_fields_and_keep_types(tmp_path: Path) -> None:

@@ -12,6 +12,8 @@ type is a one-line :class:`~mgcli.errors.MgError` rather than a traceback.
 - ``rgbpose_conv3d``: the two-pathway RGBPoseConv3D (8 x 224 x 224 RGB + 32 x 56 x 56 heatmaps)
   with the optional Cross-Modal Fusion and Prototypical Refinement modules of the MiGA 2024 winner;
   per-modality logits.
+- ``swin3d_t`` / ``swin3d_s`` / ``swin3d_b``: torchvision's Video Swin Transformer with our head
+  (Kinetics-400 weights with ``pretrained: kinetics400`` where they can be downloaded).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
 from mgcli.models.rgbpose import RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
+from mgcli.models.swin import swin3d_b, swin3d_s, swin3d_t
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -50,6 +53,9 @@ __all__ = [
     "RGBPoseClassifier",
     "rgb_slowonly",
     "rgbpose_conv3d",
+    "swin3d_b",
+    "swin3d_s",
+    "swin3d_t",
 ]
 
 
@@ -167,6 +173,12 @@ MODELS: dict[str, ModelSpec] = {
         rgbpose_conv3d, "rgbpose",
         "RGBPoseConv3D: RGB + pose pathways with laterals; optional CMF and PRM (MiGA 2024 winner)", (8, 224, 224),
         "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps"),
+    **{
+        f"swin3d_{v}": ModelSpec(
+            fn, "frames", f"Video Swin-{v.upper()} (torchvision) on RGB clips, Kinetics-400 weights optional",
+            (32, 224, 224))
+        for v, fn in (("t", swin3d_t), ("s", swin3d_s), ("b", swin3d_b))
+    },
 }
 
 
