@@ -318,6 +318,16 @@ def build_heatmaps_cmd(
     )
 
 
+# Options shared by the training commands (train-branch, train-fused).
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")]
+RunNameOpt = Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")]
+OutDirOpt = Annotated[Path | None, typer.Option(help="Folder of runs (default: runs).")]
+GpusOpt = Annotated[int, typer.Option(help="Train on N GPUs: N processes, DDP over NCCL, batch size per GPU.")]
+ProcsOpt = Annotated[int, typer.Option(help="Train in N CPU processes (DDP over gloo).")]
+CpuOpt = Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")]
+ResumeOpt = Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")]
+OverwriteRunOpt = Annotated[bool, typer.Option(help="Replace an existing run of the same name.")]
+
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(
@@ -393,14 +403,14 @@ def _print_fusion_table(splits: dict) -> None:
 @handles_errors
 def train_branch_cmd(
     overrides: OverridesArg = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")] = None,
-    name: Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="Folder of runs (default: runs).")] = None,
-    gpus: Annotated[int, typer.Option(help="Train on N GPUs: N processes, DDP over NCCL, batch size per GPU.")] = 0,
-    procs: Annotated[int, typer.Option(help="Train in N CPU processes (DDP over gloo).")] = 1,
-    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+    config: ConfigOpt = None,
+    name: RunNameOpt = None,
+    out_dir: OutDirOpt = None,
+    gpus: GpusOpt = 0,
+    procs: ProcsOpt = 1,
+    cpu: CpuOpt = False,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteRunOpt = False,
 ) -> None:
     """Train one modality: the PoseConv3D pose branch (heatmaps) or the RGB branch (frames.h5).
 
@@ -424,7 +434,7 @@ def train_branch_cmd(
 @handles_errors
 def train_fused_cmd(
     overrides: OverridesArg = None,
-    config: Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")] = None,
+    config: ConfigOpt = None,
     init_from: Annotated[
         tuple[Path, Path] | None,
         typer.Option(help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from.",
@@ -432,13 +442,13 @@ def train_fused_cmd(
     ] = None,
     no_cmf: Annotated[bool, typer.Option("--no-cmf", help="No Cross-Modal Fusion Module (plain laterals).")] = False,
     no_prm: Annotated[bool, typer.Option("--no-prm", help="No Prototypical Refinement Module loss.")] = False,
-    name: Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")] = None,
-    out_dir: Annotated[Path | None, typer.Option(help="Folder of runs (default: runs).")] = None,
-    gpus: Annotated[int, typer.Option(help="Train on N GPUs: N processes, DDP over NCCL, batch size per GPU.")] = 0,
-    procs: Annotated[int, typer.Option(help="Train in N CPU processes (DDP over gloo).")] = 1,
-    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
-    resume: Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")] = False,
-    overwrite: Annotated[bool, typer.Option(help="Replace an existing run of the same name.")] = False,
+    name: RunNameOpt = None,
+    out_dir: OutDirOpt = None,
+    gpus: GpusOpt = 0,
+    procs: ProcsOpt = 1,
+    cpu: CpuOpt = False,
+    resume: ResumeOpt = False,
+    overwrite: OverwriteRunOpt = False,
 ) -> None:
     """Train the two-pathway RGBPoseConv3D (RGB frames + pose heatmaps) with the Cross-Modal Fusion
     and Prototypical Refinement modules of the MiGA 2024 winner.
