@@ -16,10 +16,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench_train import bench  # the same timing loop as the branches (this folder is on sys.path)
-
-from mgcli.dataset.sample import SampleConfig, generate_sample
-from mgcli.pose.extract import ExtractOptions, extract_pose
+from bench_train import bench, sample_artifacts  # the branches' timing loop and data (this folder is on sys.path)
 
 REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "pipelines/imigue_rgbpose.yaml"
@@ -31,9 +28,7 @@ def main() -> None:
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        generate_sample(tmp / "s", SampleConfig(), workers=2)
-        extract_pose(tmp / "s", tmp / "poses.h5",
-                     ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+        sample_artifacts(tmp)
         data = [f"data.path={tmp / 'frames.h5'}", f"data.poses={tmp / 'poses.h5'}", "train.batch_size=2"]
         # the full model first, so that the peak memory it reports is its own
         bench("RGBPoseConv3D + CMF + PRM (paper size, batch 2)", data, args.steps, CONFIG)

@@ -73,15 +73,20 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     )
 
 
+def sample_artifacts(tmp: Path) -> None:
+    """The default sample in ``tmp/s``, its coco17 ``poses.h5`` and a 128-px ``frames.h5``."""
+    generate_sample(tmp / "s", SampleConfig(), workers=2)
+    extract_pose(tmp / "s", tmp / "poses.h5",
+                 ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=4)
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        generate_sample(tmp / "s", SampleConfig(), workers=2)
-        extract_pose(tmp / "s", tmp / "poses.h5",
-                     ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+        sample_artifacts(tmp)
         build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-joint.h5", BuildOptions(kind="joint"))
         pose = [
             "model.name=posec3d_slowonly", f"data.path={tmp / 'heatmaps-joint.h5'}", "data.view.clip_len=32",
