@@ -213,28 +213,37 @@ def fusion_table(parts: dict[str, np.ndarray], labels: np.ndarray) -> dict[str, 
     """Top-1/top-5 of each modality alone and of the 1:1, 2:1 and 1:2 late fusions (labelled clips)."""
     from mgcli.report import topk_accuracy
 
-    rows = {k: p for k, p in parts.items()}
+    rows = dict(parts)
     if set(parts) == {"rgb", "pose"}:
         for a, b in FUSION_RATIOS:
             rows[f"{a:g}:{b:g}"] = late_fusion(parts, {"rgb": a, "pose": b})
     return {k: {"top1": topk_accuracy(p, labels, 1), "top5": topk_accuracy(p, labels, 5)} for k, p in rows.items()}
 
 
+def write_scores_and_summary(preds: Predictions, out: Path, class_names: list[str]) -> dict[str, Any]:
+    """``out`` (+ ``{stem}-{modality}.csv`` beside it for multi-modal models); the metrics summary,
+    with the late-fusion table when labelled."""
+    from mgcli.io.scores import write_scores
+    from mgcli.report import summarize
+
+    write_scores(out, preds.clip_ids, preds.labels, preds.probs)
+    for key, probs in (preds.parts or {}).items():
+        write_scores(out.with_name(f"{out.stem}-{key}{out.suffix}"), preds.clip_ids, preds.labels, probs)
+    summary = summarize(preds.probs, preds.labels, class_names)
+    if preds.parts and summary["n"]:
+        summary["late_fusion"] = fusion_table(preds.parts, preds.labels)
+    return summary
+
+
 def write_predictions(preds: Predictions, run_dir: Path, split: str, class_names: list[str]) -> dict[str, Any]:
     """``scores-{split}.csv`` (+ ``scores-{split}-{modality}.csv`` for multi-modal models,
     ``confusion-{split}.png`` when labelled); the metrics summary (with the late-fusion table)."""
-    from mgcli.io.scores import write_scores
-    from mgcli.report import plot_confusion, summarize
+    from mgcli.report import plot_confusion
 
-    write_scores(run_dir / f"scores-{split}.csv", preds.clip_ids, preds.labels, preds.probs)
-    for key, probs in (preds.parts or {}).items():
-        write_scores(run_dir / f"scores-{split}-{key}.csv", preds.clip_ids, preds.labels, probs)
-    summary = summarize(preds.probs, preds.labels, class_names)
+    summary = write_scores_and_summary(preds, run_dir / f"scores-{split}.csv", class_names)
     if summary["n"]:
         cm = np.asarray(summary["confusion"])
         plot_confusion(cm, class_names, run_dir / f"confusion-{split}.png", title=f"{run_dir.name}: {split}")
-        if preds.parts:
-            summary["late_fusion"] = fusion_table(preds.parts, preds.labels)
     return summary
 
 
@@ -766,13 +775,4 @@ def evaluate_checkpoint(
         model, ds, ctx, batch_size or cfg.train.eval_batch_size, cfg.data.workers if workers is None else workers,
         cfg.train.amp, channels_last, reporter, split_name, _fusion_weights(cfg),
     )
-    from mgcli.io.scores import write_scores
-    from mgcli.report import summarize
-
-    write_scores(out, preds.clip_ids, preds.labels, preds.probs, overwrite=True)
-    summary = summarize(preds.probs, preds.labels, class_names)
-    for key, probs in (preds.parts or {}).items():
-        write_scores(out.with_name(f"{out.stem}-{key}{out.suffix}"), preds.clip_ids, preds.labels, probs, overwrite=True)
-    if preds.parts and summary["n"]:
-        summary["late_fusion"] = fusion_table(preds.parts, preds.labels)
-    return out, summary
+    return out, write_scores_and_summary(preds, out, class_names)
