@@ -123,6 +123,7 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
         # The clips' keypoints (small: frames x joints) and source frame sizes, read once.
         self.keypoints: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.img_shape: dict[str, tuple[int, int]] = {}
+        self.boxes: dict[str, np.ndarray] = {}  # PoseCompact box (x0, y0, x1, y1), source pixels
         with PosesFile(self.poses_path) as pf:
             src_layout = pf.layout
             self.layout = get_layout(cfg.layout or src_layout)
@@ -139,7 +140,9 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
                     if self.layout.name != src_layout:
                         kp, sc = convert(kp, sc, src_layout, self.layout)
                     self.keypoints[cid] = (np.nan_to_num(kp.astype(np.float32)), sc.astype(np.float32))
-                    self.img_shape[cid] = (int(video.img_shape[0]), int(video.img_shape[1]))
+                    h, w = self.img_shape[cid] = (int(video.img_shape[0]), int(video.img_shape[1]))
+                    box = compact_box(self.keypoints[cid][0], (h, w), cfg.padding, cfg.threshold, cfg.hw_ratio, True)
+                    self.boxes[cid] = np.asarray(box if box is not None else (0, 0, w, h), np.float64)
         self.limbs = self.layout.limbs if cfg.kind == "limb" else None
         self.num_channels = {"rgb": 3, "pose": self.layout.num_joints if cfg.kind == "joint" else len(self.layout.limbs)}
 
@@ -148,14 +151,9 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
     def _box(self, cid: str, frame_hw: tuple[int, int]) -> tuple[np.ndarray, tuple[float, float]]:
         """The clip's person box ``(x0, y0, x1, y1)`` in stored-frame pixels (float) and the
         source -> stored scale ``(sx, sy)``."""
-        kp, _ = self.keypoints[cid]
         h, w = self.img_shape[cid]
         sx, sy = frame_hw[1] / w, frame_hw[0] / h
-        cfg = self.cfg
-        box = compact_box(kp, (h, w), cfg.padding, cfg.threshold, cfg.hw_ratio, True)
-        if box is None:
-            box = (0, 0, w, h)
-        return np.array([box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy], np.float64), (sx, sy)
+        return self.boxes[cid] * np.array([sx, sy, sx, sy]), (sx, sy)
 
     def _read(self, cid: str, inds: np.ndarray) -> tuple[torch.Tensor, np.ndarray]:
         """The distinct frames at ``inds`` as uint8 ``[u, 3, H, W]`` and the map ``inds -> u``."""
