@@ -522,15 +522,19 @@ def evaluate_cmd(
 @handles_errors
 def ensemble_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Test scores CSVs, or run folders (their scores-test.csv).")],
-    out: Annotated[Path, typer.Option("--out", "-o", help="The fused scores CSV.")],
+    out: Annotated[
+        Path,
+        typer.Option("--out", "-o", help="The fused scores CSV, or a folder: scores-test.csv and scores-val.csv in it "
+                     "(itself an input of another mg ensemble)."),
+    ],
     weights: Annotated[str | None, typer.Option(help="Comma-separated weights, one per input (normalised).")] = None,
     search_weights: Annotated[
         bool, typer.Option("--search-weights", help="Pick the weights with the best validation top-1.")
     ] = False,
     val: Annotated[
         list[Path] | None,
-        typer.Option(help="Validation scores for --search-weights, one per input in order (default: run folders' "
-                     "scores-val.csv)."),
+        typer.Option(help="Validation scores, one per input in order, for --search-weights and the val column "
+                     "(default: run folders' scores-val.csv)."),
     ] = None,
     step: Annotated[float, typer.Option(help="Grid step of --search-weights.")] = 0.1,
     logits: Annotated[bool, typer.Option("--logits", help="The inputs are logits: softmax each first.")] = False,
@@ -557,31 +561,42 @@ def ensemble_cmd(
             parsed = [float(w) for w in weights.split(",")]
         except ValueError:
             raise MgError(f"--weights must be comma-separated numbers, got {weights!r}") from None
-    ens, info = run_ensemble(inputs, parsed, logits, (val or []) if search_weights else None, step)
+    ens, info = run_ensemble(inputs, parsed, logits, val, step, search=search_weights)
     s = ens.scores
-    write_scores(out, s.clip_ids, s.labels, s.probs, s.classes, overwrite=True)
-    table = Table(title="ensemble (test)")
-    for col in ("scores", "weight", "top-1", "top-5"):
+    outputs = {"test": out}
+    if out.suffix.lower() != ".csv":  # a folder, usable as an input of another mg ensemble
+        out.mkdir(parents=True, exist_ok=True)
+        outputs = {split: out / f"scores-{split}.csv" for split in ("test", "val")}
+    write_scores(outputs["test"], s.clip_ids, s.labels, s.probs, s.classes, overwrite=True)
+    if ens.val_scores is not None and "val" in outputs:
+        v = ens.val_scores
+        write_scores(outputs["val"], v.clip_ids, v.labels, v.probs, v.classes, overwrite=True)
+    vals = ens.val_inputs
+    table = Table(title="ensemble")
+    cols = ("scores", "weight", *(("val top-1",) if vals is not None else ()), "test top-1", "test top-5")
+    for col in cols:
         table.add_column(col, justify="left" if col == "scores" else "right")
 
-    def row(name: str, w: str, sc: object) -> None:
-        y = column_labels(sc)  # type: ignore[arg-type]
-        if (y >= 0).any():
-            table.add_row(name, w, f"{topk_accuracy(sc.probs, y, 1):.4f}", f"{topk_accuracy(sc.probs, y, 5):.4f}")  # type: ignore[attr-defined]
-        else:
-            table.add_row(name, w, "-", "-")
+    def acc(sc: Any, k: int) -> str:
+        y = column_labels(sc)
+        return f"{topk_accuracy(sc.probs, y, k):.4f}" if (y >= 0).any() else "-"
 
-    for path, w, sc in zip(inputs, ens.weights, ens.inputs, strict=True):
-        row(str(path), f"{w:.3f}", sc)
-    row("[bold]ensemble[/]", "1.000", s)
+    def row(name: str, w: str, sc: Any, vsc: Any) -> None:
+        table.add_row(name, w, *((acc(vsc, 1),) if vals is not None else ()), acc(sc, 1), acc(sc, 5))
+
+    for i, (path, w, sc) in enumerate(zip(inputs, ens.weights, ens.inputs, strict=True)):
+        row(str(path), f"{w:.3f}", sc, vals[i] if vals is not None else None)
+    row("[bold]ensemble[/]", "1.000", s, ens.val_scores)
     console.print(table)
     if info is not None:
         console.print(f"weights searched on the validation scores (step {step}): val top-1 {info['val_top1']:.4f}")
-    console.print(f"[green]wrote[/] {out} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
+    written = [outputs["test"]] + ([outputs["val"]] if ens.val_scores is not None and "val" in outputs else [])
+    console.print(f"[green]wrote[/] {', '.join(map(str, written))} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
     if (s.labels >= 0).any():
         from mgcli.report import write_report
 
-        _, files = write_report(s, out.with_suffix(""), title=out.name)
+        prefix = outputs["test"].with_suffix("")
+        _, files = write_report(s, prefix, title=str(outputs["test"]))
         console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
 
 

@@ -25,6 +25,8 @@ class Ensemble:
     scores: Scores  # the fused scores (clip order and classes of the first input)
     weights: list[float]  # normalised, one per input
     inputs: list[Scores]  # the inputs, aligned to the first one's clip order and as probabilities
+    val_scores: Scores | None = None  # the same weights applied to the validation scores, when known
+    val_inputs: list[Scores] | None = None
 
 
 def load_aligned(paths: Sequence[str | Path], logits: bool = False) -> list[Scores]:
@@ -140,25 +142,33 @@ def run_ensemble(
     logits: bool = False,
     val_inputs: Sequence[str | Path] | None = None,
     step: float = 0.1,
+    search: bool = False,
 ) -> tuple[Ensemble, dict[str, float] | None]:
-    """Fuse the test inputs with ``weights`` (default equal) or, with ``val_inputs``, with the
-    weights searched on them. Inputs may be run directories (their ``scores-test.csv``; the
-    validation side then defaults to their ``scores-val.csv``). Returns the ensemble and, after a
-    search, ``{"val_top1": ...}``."""
+    """Fuse the test inputs with ``weights`` (default equal) or, with ``search``, with the weights
+    that give the best top-1 on the validation scores. Inputs may be run directories (their
+    ``scores-test.csv``; the validation side then defaults to their ``scores-val.csv``). The
+    validation side (``val_inputs``, or every input's run directory when each holds one) is fused
+    with the same weights. Returns the ensemble and, after a search, ``{"val_top1": ...}``."""
+    if search and weights is not None:
+        raise MgError("--weights and --search-weights exclude each other")
     test_paths = [resolve_pair(i, "test") for i in inputs]
     tests = load_aligned(test_paths, logits)
-    info = None
-    if val_inputs is not None:
-        if weights is not None:
-            raise MgError("--weights and --search-weights exclude each other")
-        val_paths = [resolve_pair(i, "val") for i in (val_inputs or inputs)]
+    val_paths = [resolve_pair(i, "val") for i in (val_inputs or inputs)]
+    if not (search or val_inputs or all(Path(i).is_dir() and v.is_file() for i, v in zip(inputs, val_paths))):
+        val_paths = []
+    vals = None
+    if val_paths:
         if len(val_paths) != len(test_paths):
             raise MgError(f"{len(val_paths)} validation files for {len(test_paths)} inputs (give them in the same order)")
         vals = load_aligned(val_paths, logits)
         if vals[0].classes != tests[0].classes:
             raise DataError("the validation scores have other class columns than the test scores", val_paths[0])
+    info = None
+    if search:
+        assert vals is not None
         w, top1 = search_weights(vals, step)
         info = {"val_top1": top1}
     else:
         w = normalise_weights(weights, len(tests))
-    return Ensemble(fuse(tests, w), list(w), tests), info
+    val_scores = fuse(vals, w) if vals is not None else None
+    return Ensemble(fuse(tests, w), list(w), tests, val_scores, vals), info

@@ -153,3 +153,34 @@ def test_cli_argument_errors(two: tuple[Path, Path], tmp_path: Path) -> None:
     out.write_text("keep me")
     res = runner.invoke(app, ["ensemble", str(a), str(b), "-o", str(out)])
     assert res.exit_code == 2 and out.read_text() == "keep me"
+
+
+def test_folder_output_nests_as_an_input(two: tuple[Path, Path], tmp_path: Path) -> None:
+    """Run folders bring their validation scores: the table gains a val column, a folder output
+    holds the fused scores of both splits, and that folder is itself an input of another ensemble."""
+    a, b = two
+    runs = []
+    for name, src in (("ra", a), ("rb", b)):
+        d = tmp_path / name
+        d.mkdir()
+        s = read_scores(src)
+        write_scores(d / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
+        write_scores(d / "scores-val.csv", s.clip_ids, s.labels, s.probs[:, ::-1].copy(), s.classes)  # other val
+        runs.append(d)
+    out = tmp_path / "j_l"
+    res = runner.invoke(app, ["ensemble", *map(str, runs), "--weights", "0.4,0.6", "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "val top-1" in res.output
+    ens, _ = run_ensemble(runs, [0.4, 0.6])
+    assert ens.val_scores is not None
+    np.testing.assert_allclose(read_scores(out / "scores-val.csv").probs, ens.val_scores.probs, atol=1e-6)
+    np.testing.assert_allclose(read_scores(out / "scores-test.csv").probs, ens.scores.probs, atol=1e-6)
+    # the folder nests: equal weights of (j_l, ra) on test are 0.5 * (0.4 a + 0.6 b) + 0.5 a
+    nested, _ = run_ensemble([out, runs[0]])
+    expected = 0.5 * ens.scores.probs + 0.5 * read_scores(a).probs
+    np.testing.assert_allclose(nested.scores.probs, expected, atol=1e-6)
+    assert nested.val_scores is not None  # both inputs are folders with validation scores
+    # plain CSV inputs have no validation side unless --val is given
+    assert run_ensemble([a, b])[0].val_scores is None
+    with_val = run_ensemble([a, b], [1, 1], val_inputs=[runs[0] / "scores-val.csv", runs[1] / "scores-val.csv"])[0]
+    assert with_val.val_scores is not None
