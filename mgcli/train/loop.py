@@ -135,7 +135,7 @@ def _to_device(x: Any, ctx: Context, channels_last: bool) -> Any:
     if isinstance(x, dict):
         return {k: _to_device(v, ctx, channels_last) for k, v in x.items()}
     x = x.to(ctx.device, non_blocking=True)
-    if channels_last and ctx.cuda and x.dim() == 5:
+    if channels_last and x.dim() == 5:
         x = x.contiguous(memory_format=torch.channels_last_3d)
     return x
 
@@ -487,7 +487,7 @@ def _train(
         report = init_from_branches(cfg, model, class_names)
         reporter.message(describe_merge(report))
     model = model.to(ctx.device)
-    channels_last = cfg.train.channels_last and ctx.cuda
+    channels_last = cfg.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     amp = cfg.train.amp and ctx.cuda
@@ -767,7 +767,7 @@ def evaluate_checkpoint(
     model = build_for_data(cfg, len(class_names), ds.num_channels, kind, checkpoint, load_pretrained=False)
     model.load_state_dict(state["state_dict"])
     model.to(ctx.device)
-    channels_last = cfg.train.channels_last and ctx.cuda
+    channels_last = cfg.train.channels_last
     if channels_last:
         model = model.to(memory_format=torch.channels_last_3d)
     reporter = RichReporter(quiet)
