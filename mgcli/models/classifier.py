@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from mgcli.models.heads import I3DHead
@@ -64,6 +65,11 @@ class Classifier(nn.Module):
         self.head = head
         self.num_classes = head.num_classes
         self.input_norm = InputNorm(input_mean, input_std)
+        self.semantic: nn.Module | None = None  # training-only: attach_semantic()
+
+    def attach_semantic(self, semantic: nn.Module) -> None:
+        """Add a training-time semantic embedding loss (``mgcli.models.semantic``) on the pooled feature."""
+        self.semantic = semantic
 
     @property
     def input_mean(self) -> torch.Tensor | None:
@@ -77,6 +83,21 @@ class Classifier(nn.Module):
         """``[N, C, T, H, W]`` -> backbone feature map ``[N, C', T', H', W']`` (after normalisation)."""
         return self.backbone(self.normalize(x))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """``[N, C, T, H, W]`` -> logits ``[N, num_classes]``."""
-        return self.head(self.features(x))
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor | dict[str, torch.Tensor]:
+        """``[N, C, T, H, W]`` -> logits ``[N, num_classes]``; in training with a semantic loss
+        attached and ``labels`` given, ``{"logits", "semantic"}`` (the latter for :meth:`loss`)."""
+        if self.semantic is None or labels is None or not self.training:
+            return self.head(self.features(x))
+        pooled = self.head.pool(self.features(x))
+        return {"logits": self.head.fc(self.head.dropout(pooled)), "semantic": self.semantic(pooled)}
+
+    def loss(self, out: torch.Tensor | dict[str, torch.Tensor], labels: torch.Tensor,
+             label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+        """The cross-entropy and, with a semantic loss attached, its weighted term."""
+        if not isinstance(out, dict):
+            return {"ce": F.cross_entropy(out.float(), labels, label_smoothing=label_smoothing)}
+        assert self.semantic is not None
+        return {
+            "ce": F.cross_entropy(out["logits"].float(), labels, label_smoothing=label_smoothing),
+            "semantic": self.semantic.loss(out["semantic"], labels),
+        }

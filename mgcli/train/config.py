@@ -64,6 +64,9 @@ class TrainConfig:
     val_every: int = 1  # evaluate on the validation split every N epochs (0: only at the end)
     eval_batch_size: int = 2  # clips per evaluation batch (each clip has several views)
     late_fusion: tuple[float, float] = (1.0, 1.0)  # two-pathway models: rgb:pose weights of the test-time fusion
+    semantic_vectors: str = ""  # class-vector file (GloVe text or .npy): the MiGA 2023 semantic embedding loss
+    semantic_weight: float = 1.0  # its weight next to the cross-entropy
+    semantic_tau: float = 0.1  # temperature of its cosine-similarity logits
 
 
 @dataclass

@@ -81,11 +81,46 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 
 def build_for_data(
     cfg: RunConfig, num_classes: int, in_channels: int | dict[str, int], kind: str, where: Path | None = None,
-    load_pretrained: bool = True,
+    load_pretrained: bool = True, training_classes: list[str] | None = None,
 ) -> torch.nn.Module:
     """The config's model, checked against the data it reads (``load_pretrained=False`` when
     its weights will come from a checkpoint anyway: no download of ``pretrained`` weights).
-    ``in_channels``: the dataset's channels (per modality for ``rgbpose``)."""
+    ``in_channels``: the dataset's channels (per modality for ``rgbpose``). ``training_classes``
+    (the class names) builds the model for training: with its training-only parts, such as the
+    semantic embedding loss of ``train.semantic_vectors``."""
+    model = _build_for_data(cfg, num_classes, in_channels, kind, where, load_pretrained)
+    if training_classes is not None and cfg.train.semantic_vectors:
+        from mgcli.models.classifier import Classifier
+        from mgcli.models.semantic import SemanticEmbedding, read_class_vectors
+
+        if not isinstance(model, Classifier):
+            raise MgError(f"train.semantic_vectors needs a single-stream PoseConv3D / SlowOnly model, not "
+                          f"{cfg.model['name']}", where)  # fmt: skip
+        if cfg.train.semantic_tau <= 0:
+            raise MgError(f"train.semantic_tau must be positive, got {cfg.train.semantic_tau}", where)
+        vectors = read_class_vectors(cfg.train.semantic_vectors, training_classes)
+        model.attach_semantic(SemanticEmbedding(model.head.in_channels, vectors, cfg.train.semantic_tau,
+                                                cfg.train.semantic_weight))  # fmt: skip
+    return model
+
+
+def inference_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The state dict without training-only parts (what ``model.pt`` holds)."""
+    return {k: v for k, v in model.state_dict().items() if not k.startswith("semantic.")}
+
+
+def load_inference_state(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> None:
+    """Load an :func:`inference_state` into a model that may carry training-only parts."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not k.startswith("semantic.")]
+    if missing or unexpected:
+        raise RuntimeError(f"state dict mismatch: missing {missing[:4]}, unexpected {unexpected[:4]}")
+
+
+def _build_for_data(
+    cfg: RunConfig, num_classes: int, in_channels: int | dict[str, int], kind: str, where: Path | None,
+    load_pretrained: bool,
+) -> torch.nn.Module:
     from mgcli.models import MODELS, build_model
 
     options = {k: v for k, v in cfg.model.items() if k != "name"}
@@ -305,7 +340,8 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
-    model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False)
+    model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False,
+                           training_classes=classes)  # fmt: skip
     if kind == "rgbpose":
         check_pathway_geometry(model, train.cfg, path)
     if cfg.init_from and not resume:
@@ -481,7 +517,8 @@ def _train(
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in facts["splits"] else None
     model = build_for_data(
-        cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume and not cfg.init_from
+        cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume and not cfg.init_from,
+        training_classes=class_names,
     )
     if cfg.init_from and not resume:
         report = init_from_branches(cfg, model, class_names)
@@ -533,7 +570,7 @@ def _train(
                 best = {"epoch": epoch + 1, "val_top1": top1}
                 if ctx.main:
                     save_checkpoint(
-                        run_dir / "model.pt", model.state_dict(), cfg.to_dict(), class_names,
+                        run_dir / "model.pt", inference_state(model), cfg.to_dict(), class_names,
                         epoch=epoch + 1, val_top1=top1,
                     )
         history.append(row)
@@ -561,8 +598,9 @@ def train_step(
     for group in optimizer.param_groups:
         group["lr"] = lr
     with _autocast(ctx, amp):
-        if isinstance(x, dict):
-            terms = model.loss(net(**x, labels=y), y, cfg.train.label_smoothing)
+        if isinstance(x, dict) or getattr(model, "semantic", None) is not None:
+            out = net(**x, labels=y) if isinstance(x, dict) else net(x, labels=y)
+            terms = model.loss(out, y, cfg.train.label_smoothing)
             loss = sum(terms.values())
             if parts is not None:  # one device-to-host copy for all terms
                 for k, t in zip(terms, torch.stack([t.detach().float() for t in terms.values()]).tolist(), strict=True):
@@ -651,9 +689,9 @@ def _finish(
     run_dir = cfg.run_dir
     class_names = facts["class_names"]
     if best["epoch"] is not None:
-        model.load_state_dict(load_checkpoint(run_dir / "model.pt", map_location=ctx.device)["state_dict"])
+        load_inference_state(model, load_checkpoint(run_dir / "model.pt", map_location=ctx.device)["state_dict"])
     elif ctx.main:
-        save_checkpoint(run_dir / "model.pt", model.state_dict(), cfg.to_dict(), class_names, epoch=cfg.train.epochs)
+        save_checkpoint(run_dir / "model.pt", inference_state(model), cfg.to_dict(), class_names, epoch=cfg.train.epochs)
     splits: dict[str, Any] = {}
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
         if split not in facts["splits"]:
