@@ -1,6 +1,7 @@
 # mgcli — every target installs what it needs into .venv on first use.
 #   make test    the test suite (what CI runs)
-#   make demo    the pipeline on the bundled synthetic sample, on CPU (trains both branches)
+#   make demo    every stage on the bundled synthetic sample, on CPU (about 5 minutes; FAST=1: 2)
+#   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 
@@ -18,7 +19,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test demo bench clean clean-demo
+.PHONY: install setup-mmpose test demo reproduce bench clean clean-demo
 
 install: $(STAMP)
 
@@ -51,51 +52,115 @@ $(MMPOSE_STAMP): $(STAMP)
 test: install setup-mmpose
 	$(PY) -m pytest -q -n 2
 
+# ---------------------------------------------------------------------------------------------
+# make demo: every stage on the bundled synthetic sample, on CPU, in about 5 minutes:
+#   sample-data -> extract-pose -> build-heatmaps (upper22 joint + limb) -> train-branch (pose J,
+#   pose L, RGB) -> train-fused (CMF + PRM, from the RGB and pose J branches) -> ensemble (weights
+#   searched on the validation split) -> submit (Kaggle 2025 format).
+# It ends with the table of every model's and the ensemble's top-1 and the submission zip.
+# make demo FAST=1: the same stages on a smaller sample, one epoch each (what the tests run).
+ifeq ($(FAST),1)
+SAMPLE_ARGS ?= --videos 8 --gestures 12
+DEMO_TRAIN  ?= train.epochs=1 train.val_every=1
+endif
+SAMPLE_ARGS ?=
+DEMO_TRAIN  ?=
+
+.SECONDARY:  # keep the heatmaps and other intermediate artifacts
+
+# A run folder that already finished is replaced (its config changed), one with last.pt resumed.
+RUN_MODE = $(if $(wildcard $@),--overwrite,$(if $(wildcard $(@D)/last.pt),--resume,--overwrite))
+
 $(DEMO)/sample/sample.json: | install
-	$(MG) sample-data $(DEMO)/sample --overwrite
+	$(MG) sample-data $(DEMO)/sample $(SAMPLE_ARGS) --overwrite
 
 # The release's OpenPose-137 skeletons as they are; heatmaps convert them to a layout.
 $(DEMO)/poses.h5: $(DEMO)/sample/sample.json
 	$(MG) extract-pose $(DEMO)/sample -o $@ --frames-out $(DEMO)/frames.h5 \
 		--frame-size 128 --workers 2 --overwrite
 
-$(DEMO)/heatmaps-joint.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --layout coco17 --kind joint -o $@ --overwrite
+$(DEMO)/heatmaps-upper22-%.h5: $(DEMO)/poses.h5
+	$(MG) build-heatmaps $< --layout upper22 --kind $* -o $@ --overwrite
 
-$(DEMO)/heatmaps-limb.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --layout coco17 --kind limb -o $@ --overwrite
+$(DEMO)/runs/sample_pose_%/scores-test.csv: $(DEMO)/heatmaps-upper22-%.h5 pipelines/sample_pose_%.yaml
+	$(MG) train-branch -c pipelines/sample_pose_$*.yaml --out-dir $(DEMO)/runs $(RUN_MODE) \
+		data.path=$< $(DEMO_TRAIN)
 
-$(DEMO)/heatmaps-upper22.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --layout upper22 --kind joint -o $@ --overwrite
+$(DEMO)/runs/sample_rgb/scores-test.csv: $(DEMO)/poses.h5 pipelines/sample_rgb.yaml
+	$(MG) train-branch -c pipelines/sample_rgb.yaml --out-dir $(DEMO)/runs $(RUN_MODE) \
+		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5 $(DEMO_TRAIN)
 
-# The branches, CPU-sized (pipelines/sample_*.yaml), a few minutes each on 2 cores.
-$(DEMO)/runs/sample_pose_joint/metrics.json: $(DEMO)/heatmaps-upper22.h5 pipelines/sample_pose_joint.yaml
-	$(MG) train-branch -c pipelines/sample_pose_joint.yaml --out-dir $(DEMO)/runs --overwrite \
-		data.path=$(DEMO)/heatmaps-upper22.h5
-
-$(DEMO)/runs/sample_rgb/metrics.json: $(DEMO)/poses.h5 pipelines/sample_rgb.yaml
-	$(MG) train-branch -c pipelines/sample_rgb.yaml --out-dir $(DEMO)/runs --overwrite \
-		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5
-
-# The two-pathway model with CMF and PRM, started from both branches (a few minutes).
-$(DEMO)/runs/sample_rgbpose/metrics.json: $(DEMO)/runs/sample_pose_joint/metrics.json \
-		$(DEMO)/runs/sample_rgb/metrics.json pipelines/sample_rgbpose.yaml
-	$(MG) train-fused -c pipelines/sample_rgbpose.yaml --out-dir $(DEMO)/runs --overwrite \
+$(DEMO)/runs/sample_rgbpose/scores-test.csv: $(DEMO)/runs/sample_rgb/scores-test.csv \
+		$(DEMO)/runs/sample_pose_joint/scores-test.csv pipelines/sample_rgbpose.yaml
+	$(MG) train-fused -c pipelines/sample_rgbpose.yaml --out-dir $(DEMO)/runs $(RUN_MODE) \
 		--init-from $(DEMO)/runs/sample_rgb/model.pt $(DEMO)/runs/sample_pose_joint/model.pt \
-		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5
+		data.path=$(DEMO)/frames.h5 data.poses=$(DEMO)/poses.h5 $(DEMO_TRAIN)
 
-demo: install $(DEMO)/heatmaps-joint.h5 $(DEMO)/heatmaps-limb.h5 \
-		$(DEMO)/runs/sample_pose_joint/metrics.json $(DEMO)/runs/sample_rgb/metrics.json \
-		$(DEMO)/runs/sample_rgbpose/metrics.json
-	$(MG) inspect $(DEMO)/sample
-	$(MG) inspect $(DEMO)/poses.h5
-	$(MG) inspect $(DEMO)/frames.h5
-	$(MG) inspect $(DEMO)/heatmaps-joint.h5
-	$(MG) build-heatmaps $(DEMO)/heatmaps-joint.h5 --preview 0001_0 -o $(DEMO)/preview-0001_0.png
-	$(MG) inspect $(DEMO)/runs/sample_pose_joint/model.pt
-	$(MG) inspect $(DEMO)/runs/sample_pose_joint/scores-test.csv
-	$(MG) inspect $(DEMO)/runs/sample_rgbpose/scores-test.csv
-	$(MG) models
+DEMO_RUNS := $(addprefix $(DEMO)/runs/,sample_pose_joint sample_pose_limb sample_rgb sample_rgbpose)
+
+demo: install $(addsuffix /scores-test.csv,$(DEMO_RUNS))
+	$(MG) ensemble $(DEMO_RUNS) --search-weights -o $(DEMO)/ensemble --overwrite
+	$(MG) submit $(DEMO)/ensemble/scores-test.csv --format kaggle2025 --clips $(DEMO)/sample \
+		-o $(DEMO)/prediction.zip --overwrite
+
+# ---------------------------------------------------------------------------------------------
+# make reproduce DATA=/path/to/release: the MiGA 2024 winner's final result with the pipelines/
+# configs: Video Swin-B, the MiGA 2023 winner's joint + limb streams (0.4 / 0.6), and RGBPoseConv3D
+# with CMF + PRM (from its RGB and pose branches), ensembled with weights searched on the
+# validation split, then the Kaggle submission. Every artifact and run lands in OUT; a stage that
+# is built is skipped, an interrupted run resumes. GPUS=N trains on N GPUs (default: all found);
+# SEMANTIC=glove.6B.300d.txt adds the MiGA 2023 semantic embedding loss to its two pose streams;
+# REPRO_TRAIN adds KEY=VALUE overrides to every training run, REPRO_TRAIN_<run> to one
+# (e.g. REPRO_TRAIN_imigue_swin3d_b="train.batch_size=4").
+DATA  ?=
+OUT   ?= repro
+GPUS  ?= $(shell nvidia-smi -L 2>/dev/null | grep -c '^GPU')
+FRAME_SIZE ?= 256
+WORKERS ?= 4
+REPRO_TRAIN ?=
+SEMANTIC ?=
+RUN_ARGS = $(REPRO_TRAIN) $(REPRO_TRAIN_$(notdir $(@D)))
+GPU_FLAGS = $(if $(filter-out 0,$(GPUS)),--gpus $(GPUS))
+RUNS := $(OUT)/runs
+
+$(OUT)/poses.h5: | install
+	@test -n "$(DATA)" || { echo "make reproduce: give DATA=/path/to/the/release"; exit 2; }
+	$(MG) extract-pose $(DATA) -o $@ --frames-out $(OUT)/frames.h5 --frame-size $(FRAME_SIZE) \
+		--workers $(WORKERS) --overwrite
+
+$(OUT)/heatmaps-coco17-%.h5: $(OUT)/poses.h5
+	$(MG) build-heatmaps $< --layout coco17 --kind $* -o $@ --overwrite
+
+$(OUT)/heatmaps-upper22-%.h5: $(OUT)/poses.h5
+	$(MG) build-heatmaps $< --layout upper22 --kind $* -o $@ --overwrite
+
+$(RUNS)/imigue_pose_joint/scores-test.csv: $(OUT)/heatmaps-coco17-joint.h5 pipelines/imigue_pose_joint.yaml
+	$(MG) train-branch -c pipelines/imigue_pose_joint.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
+		data.path=$< $(RUN_ARGS)
+
+$(RUNS)/imigue_miga2023_%/scores-test.csv: $(OUT)/heatmaps-upper22-%.h5 pipelines/imigue_miga2023_%.yaml
+	$(MG) train-branch -c pipelines/imigue_miga2023_$*.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
+		data.path=$< $(if $(SEMANTIC),train.semantic_vectors=$(abspath $(SEMANTIC))) $(RUN_ARGS)
+
+$(RUNS)/imigue_rgb/scores-test.csv $(RUNS)/imigue_swin3d_b/scores-test.csv: \
+		$(RUNS)/%/scores-test.csv: $(OUT)/poses.h5 pipelines/%.yaml
+	$(MG) train-branch -c pipelines/$*.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
+		data.path=$(OUT)/frames.h5 $(RUN_ARGS)
+
+$(RUNS)/imigue_rgbpose/scores-test.csv: $(RUNS)/imigue_rgb/scores-test.csv \
+		$(RUNS)/imigue_pose_joint/scores-test.csv pipelines/imigue_rgbpose.yaml
+	$(MG) train-fused -c pipelines/imigue_rgbpose.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
+		--init-from $(RUNS)/imigue_rgb/model.pt $(RUNS)/imigue_pose_joint/model.pt \
+		data.path=$(OUT)/frames.h5 data.poses=$(OUT)/poses.h5 $(RUN_ARGS)
+
+reproduce: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imigue_swin3d_b imigue_miga2023_joint \
+		imigue_miga2023_limb imigue_rgbpose))
+	$(MG) ensemble $(RUNS)/imigue_miga2023_joint $(RUNS)/imigue_miga2023_limb --weights 0.4,0.6 \
+		-o $(OUT)/ensemble/miga2023 --overwrite
+	$(MG) ensemble $(RUNS)/imigue_swin3d_b $(OUT)/ensemble/miga2023 $(RUNS)/imigue_rgbpose \
+		--search-weights -o $(OUT)/ensemble/final --overwrite
+	$(MG) submit $(OUT)/ensemble/final/scores-test.csv --format kaggle2025 --clips $(DATA) \
+		-o $(OUT)/prediction.zip --overwrite
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

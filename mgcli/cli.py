@@ -575,7 +575,7 @@ def ensemble_cmd(
     table = Table(title="ensemble")
     cols = ("scores", "weight", *(("val top-1",) if vals is not None else ()), "test top-1", "test top-5")
     for col in cols:
-        table.add_column(col, justify="left" if col == "scores" else "right")
+        table.add_column(col, justify="left" if col == "scores" else "right", overflow="fold")
 
     def acc(sc: Any, k: int) -> str:
         y = column_labels(sc)
@@ -585,7 +585,7 @@ def ensemble_cmd(
         table.add_row(name, w, *((acc(vsc, 1),) if vals is not None else ()), acc(sc, 1), acc(sc, 5))
 
     for i, (path, w, sc) in enumerate(zip(inputs, ens.weights, ens.inputs, strict=True)):
-        row(str(path), f"{w:.3f}", sc, vals[i] if vals is not None else None)
+        row(path.name if path.is_dir() else str(path), f"{w:.3f}", sc, vals[i] if vals is not None else None)
     row("[bold]ensemble[/]", "1.000", s, ens.val_scores)
     console.print(table)
     if info is not None:

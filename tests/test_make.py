@@ -1,0 +1,115 @@
+"""The Makefile's recipes: `make demo` in its fast form, end to end, and `make reproduce`'s stages."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import subprocess
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+installed = pytest.mark.skipif(
+    not (REPO / ".venv" / ".mgcli-installed").exists(), reason="needs the project's .venv (make install)"
+)
+
+
+def _make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
+    env["COLUMNS"] = "160"  # rich tables unwrapped
+    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)  # fmt: skip
+
+
+@installed
+def test_make_demo_fast_runs_every_stage(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    res = _make("demo", "FAST=1", f"DEMO={demo}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout
+    for stage in ("mg sample-data", "mg extract-pose", "mg build-heatmaps", "mg train-branch", "mg train-fused",
+                  "mg ensemble", "mg submit"):  # fmt: skip
+        assert stage in out, stage
+    # the final table: every model and the ensemble, with val and test top-1
+    table = out[out.rindex("mg ensemble"):]
+    for name in ("sample_pose_joint", "sample_pose_limb", "sample_rgb", "sample_rgbpose"):
+        assert re.search(rf"│ {name}\s+│\s+[01]\.\d{{3}}\s+│\s+[01]\.\d{{4}}\s+│\s+[01]\.\d{{4}}", table), name
+    assert re.search(r"│ ensemble\s+│\s+1\.000\s+│\s+[01]\.\d{4}\s+│\s+[01]\.\d{4}", table)
+    assert out.rstrip().endswith(f"{demo}/prediction.zip") or f"{demo}/prediction.zip" in out.splitlines()[-1]
+    with zipfile.ZipFile(demo / "prediction.zip") as z:
+        assert z.namelist() == ["prediction.csv"]
+        rows = list(csv.reader(io.StringIO(z.read("prediction.csv").decode())))
+    assert rows[0] == ["Id", "Target"] and len(rows) == 1 + 24  # 2 test videos x 12 gestures
+    assert all(0 <= int(t) < 32 for _, t in rows[1:])
+    for run in ("sample_pose_joint", "sample_pose_limb", "sample_rgb", "sample_rgbpose"):
+        assert (demo / "runs" / run / "scores-test.csv").is_file()
+    # a second make demo trains nothing: it re-fuses and re-submits from the runs it has
+    again = _make("demo", "FAST=1", f"DEMO={demo}")
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert "train-branch" not in again.stdout and "extract-pose" not in again.stdout
+    assert "mg submit" in again.stdout
+
+
+def _dry(*args: str) -> list[str]:
+    res = _make("-n", *args, timeout=60)
+    assert res.returncode == 0, res.stderr
+    lines = re.sub(r"[ \t]+", " ", res.stdout.replace("\\\n", " ")).splitlines()  # join continued lines
+    return [line.strip() for line in lines if line.startswith("mg ")]
+
+
+def test_make_reproduce_runs_every_stage_in_order_and_skips_what_is_built(tmp_path: Path) -> None:
+    out = tmp_path / "repro"
+    release = tmp_path / "release"
+    cmds = _dry("reproduce", f"DATA={release}", f"OUT={out}", "GPUS=4", "MG=mg")
+    joined = "\n".join(cmds)
+    order = [
+        f"mg extract-pose {release} -o {out}/poses.h5 --frames-out {out}/frames.h5 --frame-size 256",
+        "train-branch -c pipelines/imigue_swin3d_b.yaml",
+        "train-branch -c pipelines/imigue_miga2023_joint.yaml",
+        "train-branch -c pipelines/imigue_miga2023_limb.yaml",
+        "train-branch -c pipelines/imigue_rgb.yaml",
+        "train-branch -c pipelines/imigue_pose_joint.yaml",
+        "train-fused -c pipelines/imigue_rgbpose.yaml",
+        f"mg ensemble {out}/runs/imigue_miga2023_joint {out}/runs/imigue_miga2023_limb --weights 0.4,0.6",
+        f"mg ensemble {out}/runs/imigue_swin3d_b {out}/ensemble/miga2023 {out}/runs/imigue_rgbpose --search-weights",
+        f"mg submit {out}/ensemble/final/scores-test.csv --format kaggle2025 --clips {release}",
+    ]
+    positions = [joined.find(o) for o in order]
+    assert all(p >= 0 for p in positions), [o for o, p in zip(order, positions) if p < 0]
+    assert positions[0] < min(positions[1:7]) and max(positions[1:6]) < positions[6] < positions[7] < positions[8]
+    assert positions[8] < positions[9]
+    assert joined.count("--gpus 4") == 6
+    assert "--layout coco17 --kind joint" in joined and "--layout upper22 --kind limb" in joined
+    assert f"--init-from {out}/runs/imigue_rgb/model.pt {out}/runs/imigue_pose_joint/model.pt" in joined
+
+    # built stages are skipped; a run with last.pt but no scores resumes; REPRO_TRAIN_<run> reaches one run
+    files = ["poses.h5", "frames.h5", "heatmaps-coco17-joint.h5", "heatmaps-upper22-joint.h5",
+             "heatmaps-upper22-limb.h5"] + [f"runs/{r}/scores-test.csv" for r in (
+             "imigue_swin3d_b", "imigue_miga2023_joint", "imigue_miga2023_limb", "imigue_pose_joint")]  # fmt: skip
+    t = time.time() - 100
+    for i, f in enumerate(files):
+        (out / f).parent.mkdir(parents=True, exist_ok=True)
+        (out / f).touch()
+        os.utime(out / f, (t + i, t + i))
+    (out / "runs" / "imigue_rgb").mkdir()
+    (out / "runs" / "imigue_rgb" / "last.pt").touch()
+    cmds = _dry("reproduce", f"DATA={release}", f"OUT={out}", "GPUS=0", "MG=mg",
+                "REPRO_TRAIN_imigue_rgbpose=train.batch_size=4")  # fmt: skip
+    trained = [c for c in cmds if "train-" in c]
+    assert len(trained) == 2, cmds
+    assert "imigue_rgb.yaml" in trained[0] and "--resume" in trained[0] and "--gpus" not in trained[0]
+    assert "imigue_rgbpose.yaml" in trained[1] and "--overwrite" in trained[1]
+    assert trained[1].rstrip().endswith("train.batch_size=4") and "train.batch_size=4" not in trained[0]
+    assert not any("extract-pose" in c or "build-heatmaps" in c for c in cmds)
+
+
+@installed
+def test_make_reproduce_needs_data(tmp_path: Path) -> None:
+    res = _make("reproduce", f"OUT={tmp_path / 'r'}", "MG=mg", timeout=60)
+    assert res.returncode != 0
+    assert "make reproduce: give DATA=/path/to/the/release" in res.stdout + res.stderr
