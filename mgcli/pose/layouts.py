@@ -22,6 +22,7 @@ Layouts:
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -146,6 +147,56 @@ class Layout:
         pos = {frozenset(limb): i for i, limb in enumerate(self.limbs)}
         return np.array([pos.get(frozenset((int(fi[a]), int(fi[b]))), i) for i, (a, b) in enumerate(self.limbs)], np.int64)
 
+    @cached_property
+    def parents(self) -> np.ndarray:
+        """``int64 [V]``: each joint's parent on a breadth-first spanning tree of the limbs, rooted at ``center``.
+
+        Neighbours are visited in limb-list order, so the tree is deterministic. The centre is its own
+        parent, and so is every joint the limbs do not connect to the centre (e.g. openpose137's face).
+        """
+        return _bfs(self)[0]
+
+    @cached_property
+    def inward(self) -> tuple[tuple[int, int], ...]:
+        """``(child, parent)`` edges towards the centre: every limb whose ends lie at hop distances
+        differing by one, oriented from the farther joint to the nearer (a joint may have several).
+
+        Limbs between joints equally far from the centre (coco17's hip-hip limb; pyskl's COCO graph
+        omits it too) and joints not connected to the centre give no edge. In limb-list order.
+        """
+        hops = _bfs(self)[1]
+        edges = []
+        for a, b in self.limbs:
+            if hops[a] < 0 or hops[b] < 0 or abs(int(hops[a]) - int(hops[b])) != 1:
+                continue
+            edges.append((a, b) if hops[a] > hops[b] else (b, a))
+        return tuple(edges)
+
+    @cached_property
+    def bone_pairs(self) -> tuple[tuple[int, int], ...]:
+        """``(joint, parent)`` for every joint in joint order (the centre and unconnected joints pair with
+        themselves: a zero bone)."""
+        return tuple((v, int(p)) for v, p in enumerate(self.parents))
+
+    @cached_property
+    def adjacency(self) -> np.ndarray:
+        """``float32 [3, V, V]``: the "spatial" partition of ST-GCN / 2s-AGCN: identity, inward, outward.
+
+        Convention (that of 2s-AGCN's and pyskl's ``Graph``): ``A[k][i, j]`` is the weight from joint ``i``
+        to joint ``j``, and features ``x [..., V]`` (joints on the last axis) aggregate as ``x @ A[k]``,
+        ``(x @ A)[j] = sum_i x[i] * A[i, j]``. The un-normalised ``In`` has ``In[parent, child] = 1`` for
+        every inward edge ``(child, parent)`` (2s-AGCN's ``edge2mat``), so with ``x @ A[1]`` a joint
+        receives its parent's (the nearer joint's) features, and with ``Out = In.T`` (``A[2]``) a joint
+        receives its children's. Both are column-normalised as 2s-AGCN's ``normalize_digraph``
+        (``A @ diag(1 / column sums)``; a zero column, e.g. the centre's in ``In``, stays zero), so each
+        joint takes the mean over its senders. ``A[0]`` is the identity (every joint, connected or not).
+        """
+        v = self.num_joints
+        inward = np.zeros((v, v), np.float32)
+        for child, parent in self.inward:
+            inward[parent, child] = 1.0
+        return np.stack([np.eye(v, dtype=np.float32), _normalize_columns(inward), _normalize_columns(inward.T)])
+
     @property
     def left(self) -> tuple[int, ...]:
         return tuple(i for i, n in enumerate(self.joints) if n.startswith("left_") or self._face_side(n) == "left")
@@ -162,6 +213,37 @@ class Layout:
         i = int(name[5:])
         j = _FACE_MIRROR[i]
         return None if i == j else ("right" if i < j else "left")
+
+
+def _bfs(layout: Layout) -> tuple[np.ndarray, np.ndarray]:
+    """Breadth-first search over the limbs from ``layout.center``: ``(parents [V], hops [V])``.
+
+    Neighbours are visited in limb-list order. Unreachable joints are their own parent with hops -1.
+    """
+    v = layout.num_joints
+    neighbours: list[list[int]] = [[] for _ in range(v)]
+    for a, b in layout.limbs:
+        neighbours[a].append(b)
+        neighbours[b].append(a)
+    parents = np.arange(v, dtype=np.int64)
+    hops = np.full(v, -1, np.int64)
+    hops[layout.center] = 0
+    queue = deque([layout.center])
+    while queue:
+        u = queue.popleft()
+        for w in neighbours[u]:
+            if hops[w] < 0:
+                hops[w] = hops[u] + 1
+                parents[w] = u
+                queue.append(w)
+    return parents, hops
+
+
+def _normalize_columns(a: np.ndarray) -> np.ndarray:
+    """``a @ diag(1 / column sums)`` (2s-AGCN's ``normalize_digraph``); zero columns stay zero."""
+    sums = a.sum(axis=0)
+    scale = np.divide(1.0, sums, out=np.zeros_like(sums), where=sums > 0)
+    return (a * scale[None, :]).astype(np.float32)
 
 
 OPENPOSE137 = BODY25 + tuple(f"face_{i}" for i in range(70)) + _hand("left") + _hand("right")
