@@ -6,7 +6,12 @@
   of :class:`mgcli.train.frames_data.RGBViewConfig`);
 - ``frames.h5`` + ``data.poses`` for a two-pathway model (``rgbpose``) ->
   :class:`mgcli.train.rgbpose_data.RGBPoseClips` (paired views; options are the fields of
-  :class:`mgcli.train.rgbpose_data.RGBPoseViewConfig`).
+  :class:`mgcli.train.rgbpose_data.RGBPoseViewConfig`);
+- ``poses.h5`` -> :class:`mgcli.train.skeleton_data.SkeletonClips` (skeleton sequences for graph
+  networks; options: :class:`mgcli.train.skeleton_data.SkeletonViewConfig`);
+- ``frames.h5`` + ``data.poses`` for the token-fusion model (``rgbskeleton``) ->
+  :class:`mgcli.train.skeleton_data.RGBSkeletonClips` (options:
+  :class:`mgcli.train.skeleton_data.RGBSkeletonViewConfig`).
 
 They return ``(sample, label)``: one view ``[C, T, H, W]`` when training, ``[V, C, T, H, W]`` views
 at test time (a dict of such tensors, one per modality, for ``rgbpose``); labels are -1 when unknown.
@@ -23,33 +28,34 @@ from mgcli.errors import MgError
 from mgcli.io.h5 import schema_of
 from mgcli.train.config import RunConfig, from_dict
 
-KINDS = {"mgcli.heatmaps": "heatmaps", "mgcli.frames": "frames"}
+KINDS = {"mgcli.heatmaps": "heatmaps", "mgcli.frames": "frames", "mgcli.poses": "poses"}
+PAIRED = {"rgbpose": "heatmaps", "rgbskeleton": "skeletons"}  # paired kinds: frames.h5 + data.poses
 
 
 def artifact_kind(path: str | Path) -> str:
-    """``heatmaps`` or ``frames``, from the file's schema stamp."""
+    """``heatmaps``, ``frames`` or ``poses``, from the file's schema stamp."""
     path = Path(path)
     if not str(path) or not path.is_file():
-        raise MgError("data.path: file not found (set data.path=... to a heatmaps-*.h5 or frames.h5)", path)
+        raise MgError("data.path: file not found (set data.path=... to a heatmaps-*.h5, frames.h5 or poses.h5)", path)
     schema = schema_of(path)
     if (schema or "").partition("/")[0] not in KINDS:
-        raise MgError(f"expected a heatmaps-*.h5 or frames.h5 artifact, found schema {schema!r}", path)
+        raise MgError(f"expected a heatmaps-*.h5, frames.h5 or poses.h5 artifact, found schema {schema!r}", path)
     return KINDS[schema.partition("/")[0]]
 
 
 def data_kind(cfg: RunConfig, path: str | Path | None = None) -> str:
-    """What the run reads: the artifact's kind, or ``rgbpose`` when the model takes RGB and pose
-    together (then ``data.path`` must be a ``frames.h5``)."""
+    """What the run reads: the artifact's kind, or ``rgbpose`` / ``rgbskeleton`` when the model
+    takes RGB and pose together (then ``data.path`` must be a ``frames.h5``)."""
     from mgcli.models import MODELS
 
     path = Path(path or cfg.data.path)
     kind = artifact_kind(path)
     spec = MODELS.get(cfg.model.get("name", ""))
-    if spec is not None and spec.input_kind == "rgbpose":
+    if spec is not None and spec.input_kind in PAIRED:
         if kind != "frames":
             raise MgError(f"model {cfg.model['name']} reads RGB frames and poses: data.path must be a frames.h5 "
                           f"(and data.poses its poses.h5), not a {kind} artifact", path)
-        return "rgbpose"
+        return spec.input_kind
     return kind
 
 
@@ -63,6 +69,14 @@ def view_config(kind: str, options: dict[str, Any], where: str | Path | None = N
         from mgcli.train.rgbpose_data import RGBPoseViewConfig
 
         return from_dict(RGBPoseViewConfig, options, where, prefix="data.view.")
+    if kind == "poses":
+        from mgcli.train.skeleton_data import SkeletonViewConfig
+
+        return from_dict(SkeletonViewConfig, options, where, prefix="data.view.")
+    if kind == "rgbskeleton":
+        from mgcli.train.skeleton_data import RGBSkeletonViewConfig
+
+        return from_dict(RGBSkeletonViewConfig, options, where, prefix="data.view.")
     from mgcli.train.frames_data import RGBViewConfig
 
     return from_dict(RGBViewConfig, options, where, prefix="data.view.")
@@ -81,6 +95,14 @@ def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None 
         from mgcli.train.rgbpose_data import RGBPoseClips
 
         return RGBPoseClips(path, cfg.data.poses, split, train, view, seed=cfg.seed)
+    if kind == "poses":
+        from mgcli.train.skeleton_data import SkeletonClips
+
+        return SkeletonClips(path, split, train, view, seed=cfg.seed)
+    if kind == "rgbskeleton":
+        from mgcli.train.skeleton_data import RGBSkeletonClips
+
+        return RGBSkeletonClips(path, cfg.data.poses, split, train, view, seed=cfg.seed)
     from mgcli.train.frames_data import FramesClips
 
     return FramesClips(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None)

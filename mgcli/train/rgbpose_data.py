@@ -40,8 +40,8 @@ from mgcli.train.frames_data import crop_padded, random_crop_box, resize_frames
 
 
 @dataclass(frozen=True)
-class RGBPoseViewConfig:
-    """One paired view (defaults: pyskl's RGBPoseConv3D pipeline)."""
+class PairedViewConfig:
+    """The geometry of one paired RGB + pose view (defaults: pyskl's RGBPoseConv3D pipeline)."""
 
     rgb_len: int = 8  # RGB frames per clip
     speed_ratio: int = 4  # pose frames per RGB frame
@@ -53,9 +53,6 @@ class RGBPoseViewConfig:
     aspect_range: tuple[float, float] = (3 / 4, 4 / 3)
     flip_ratio: float = 0.5
     test_flip: bool = False  # test: also each clip's mirror
-    scaling: float = 0.25  # heatmap size / RGB size
-    sigma: float = 0.7
-    kind: str = "joint"  # joint | limb heatmaps
     layout: str = ""  # convert the poses to this keypoint layout first ("": as recorded)
     padding: float = 0.25  # PoseCompact
     threshold: int = 10
@@ -68,6 +65,15 @@ class RGBPoseViewConfig:
     @property
     def num_views(self) -> int:
         return self.num_clips * (2 if self.test_flip else 1)
+
+
+@dataclass(frozen=True)
+class RGBPoseViewConfig(PairedViewConfig):
+    """A paired view with the pose as heatmaps (RGBPoseConv3D)."""
+
+    scaling: float = 0.25  # heatmap size / RGB size
+    sigma: float = 0.7
+    kind: str = "joint"  # joint | limb heatmaps
 
 
 def map_keypoints(kp: np.ndarray, rect: tuple[int, int, int, int], scale: tuple[float, float], size: int) -> np.ndarray:
@@ -99,16 +105,11 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
         from mgcli.io.poses import PosesFile
 
         super().__init__(path)
-        if cfg.kind not in ("joint", "limb"):
-            raise MgError(f"data.view.kind must be joint or limb, not {cfg.kind!r}", path)
         if cfg.rgb_len < 1 or cfg.speed_ratio < 1 or cfg.num_clips < 1:
             raise MgError("data.view: rgb_len, speed_ratio and num_clips must be at least 1", path)
         if not poses or not Path(poses).is_file():
             raise MgError("a paired RGB + pose run needs data.poses: the poses.h5 these frames were cut with", path)
-        for name in ("train_size", "test_size"):
-            s = getattr(cfg, name)
-            if round(s * cfg.scaling) < 1:
-                raise MgError(f"data.view.{name} x scaling is below one heatmap pixel", path)
+        self.check_view(cfg)
         with FramesFile(self.path) as fr:
             table = fr.clips[fr.clips["split"] == split].reset_index(drop=True)
             self.class_names: list[str] = list(fr.class_names)
@@ -143,8 +144,19 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
                     h, w = self.img_shape[cid] = (int(video.img_shape[0]), int(video.img_shape[1]))
                     box = compact_box(self.keypoints[cid][0], (h, w), cfg.padding, cfg.threshold, cfg.hw_ratio, True)
                     self.boxes[cid] = np.asarray(box if box is not None else (0, 0, w, h), np.float64)
-        self.limbs = self.layout.limbs if cfg.kind == "limb" else None
-        self.num_channels = {"rgb": 3, "pose": self.layout.num_joints if cfg.kind == "joint" else len(self.layout.limbs)}
+        self.setup_pose()
+
+    def check_view(self, cfg: RGBPoseViewConfig) -> None:
+        if cfg.kind not in ("joint", "limb"):
+            raise MgError(f"data.view.kind must be joint or limb, not {cfg.kind!r}", self.path)
+        for name in ("train_size", "test_size"):
+            if round(getattr(cfg, name) * cfg.scaling) < 1:
+                raise MgError(f"data.view.{name} x scaling is below one heatmap pixel", self.path)
+
+    def setup_pose(self) -> None:
+        """What the pose side needs once the layout is known (here: heatmap channels)."""
+        self.limbs = self.layout.limbs if self.cfg.kind == "limb" else None
+        self.num_channels = {"rgb": 3, "pose": self.layout.num_joints if self.cfg.kind == "joint" else len(self.layout.limbs)}
 
     # ------------------------------------------------------------------------------ geometry
 
@@ -183,11 +195,16 @@ class RGBPoseClips(ProcessLocalArtifact, torch.utils.data.Dataset):
         rgbs, poses = [], []
         for flipped in flips:
             k, c = flip(kp, sc, size, self.layout.flip_index) if flipped else (kp, sc)
-            hs = max(1, int(round(size * self.cfg.scaling)))
-            vol = generate(k * (hs / size), c, (hs, hs), self.cfg.sigma, kind=self.cfg.kind, limbs=self.limbs)
-            poses.append(vol.reshape(vol.shape[0], *pose_inds.shape, hs, hs).transpose(0, 1))  # [C, K, T, hs, hs]
+            poses.append(self.pose_views(k, c, size, pose_inds.shape))
             rgbs.append(rgb.flip(-1) if flipped else rgb)
         return torch.cat(rgbs).contiguous(), torch.cat(poses).contiguous()
+
+    def pose_views(self, kp: np.ndarray, sc: np.ndarray, size: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """The pose input of the clips ``shape = (C, T_pose)`` from keypoints ``[M, C * T_pose, V, 2]``
+        in the pixels of the ``size x size`` RGB view: heatmaps ``[C, K, T_pose, hs, hs]``."""
+        hs = max(1, int(round(size * self.cfg.scaling)))
+        vol = generate(kp * (hs / size), sc, (hs, hs), self.cfg.sigma, kind=self.cfg.kind, limbs=self.limbs)
+        return vol.reshape(vol.shape[0], *shape, hs, hs).transpose(0, 1)
 
     # ------------------------------------------------------------------------------ samples
 
