@@ -327,6 +327,24 @@ ProcsOpt = Annotated[int, typer.Option(help="Train in N CPU processes (DDP over 
 CpuOpt = Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")]
 OverwriteRunOpt = Annotated[bool, typer.Option(help="Replace an existing run of the same name.")]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option("--model", "-m", help="The model (overrides model.name): a name of `mg models`, or agcn-joint, "
+                 "agcn-bone, mvit-v2-s, token-fusion."),
+]
+
+# --model shorthands: the model name plus the data options it implies.
+MODEL_ALIASES: dict[str, list[str]] = {
+    "agcn-joint": ["model.name=agcn", "data.view.stream=joint"],
+    "agcn-bone": ["model.name=agcn", "data.view.stream=bone"],
+}
+
+
+def model_overrides(model: str | None) -> list[str]:
+    """``--model`` as config overrides (``mvit-v2-s`` is ``model.name=mvit_v2_s``)."""
+    if model is None:
+        return []
+    return MODEL_ALIASES.get(model, [f"model.name={model.replace('-', '_')}"])
 
 OverridesArg = Annotated[
     list[str] | None,
@@ -351,12 +369,13 @@ def _train_command(
     kinds: tuple[str, ...],
     command: str,
     more: list[str] | None = None,
+    model: str | None = None,
 ) -> None:
     from mgcli.models import MODELS
     from mgcli.train.config import load_config
     from mgcli.train.loop import launch
 
-    extra = list(overrides or []) + list(more or [])
+    extra = model_overrides(model) + list(overrides or []) + list(more or [])
     if name is not None:
         extra.append(f"name={name}")
     if out_dir is not None:
@@ -397,6 +416,7 @@ def _print_fusion_table(splits: dict) -> None:
     epilog=(
         "Examples: [bold]mg train-branch --config pipelines/sample_pose_joint.yaml[/]   "
         "[bold]mg train-branch -c pipelines/imigue_rgb.yaml --gpus 4 train.batch_size=8[/]   "
+        "[bold]mg train-branch -c pipelines/sample_agcn.yaml --model agcn-bone[/]   "
         "[bold]torchrun --nnodes 2 --nproc-per-node 8 -m mgcli train-branch -c pipelines/imigue_pose_joint.yaml[/]"
     ),
 )
@@ -404,6 +424,7 @@ def _print_fusion_table(splits: dict) -> None:
 def train_branch_cmd(
     overrides: OverridesArg = None,
     config: ConfigOpt = None,
+    model: ModelOpt = None,
     name: RunNameOpt = None,
     out_dir: OutDirOpt = None,
     gpus: GpusOpt = 0,
@@ -412,14 +433,15 @@ def train_branch_cmd(
     resume: ResumeOpt = False,
     overwrite: OverwriteRunOpt = False,
 ) -> None:
-    """Train one modality: the PoseConv3D pose branch (heatmaps) or the RGB branch (frames.h5).
+    """Train one modality: the PoseConv3D pose branch (heatmaps), an RGB branch (frames.h5:
+    SlowOnly, Video Swin, MViTv2-S) or a 2s-AGCN skeleton stream (poses.h5).
 
     Writes runs/NAME/: model.pt (best on val), last.pt (resumable), scores-val.csv and
     scores-test.csv (softmax averaged over test views), metrics.json, curves.png and confusion
     matrices. Every config field can be overridden as KEY=VALUE.
     """
     _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
-                   ("heatmaps", "frames"), "train-branch")  # fmt: skip
+                   ("heatmaps", "frames", "poses"), "train-branch", model=model)  # fmt: skip
 
 
 @app.command(
@@ -435,10 +457,11 @@ def train_branch_cmd(
 def train_fused_cmd(
     overrides: OverridesArg = None,
     config: ConfigOpt = None,
+    model: ModelOpt = None,
     init_from: Annotated[
         tuple[Path, Path] | None,
-        typer.Option(help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from.",
-                     metavar="RGB.pt POSE.pt"),
+        typer.Option(help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from "
+                     "(token-fusion: the MViT and the AGCN runs).", metavar="RGB.pt POSE.pt"),
     ] = None,
     no_cmf: Annotated[bool, typer.Option("--no-cmf", help="No Cross-Modal Fusion Module (plain laterals).")] = False,
     no_prm: Annotated[bool, typer.Option("--no-prm", help="No Prototypical Refinement Module loss.")] = False,
@@ -450,8 +473,9 @@ def train_fused_cmd(
     resume: ResumeOpt = False,
     overwrite: OverwriteRunOpt = False,
 ) -> None:
-    """Train the two-pathway RGBPoseConv3D (RGB frames + pose heatmaps) with the Cross-Modal Fusion
-    and Prototypical Refinement modules of the MiGA 2024 winner.
+    """Train a two-modality model: RGBPoseConv3D (RGB frames + pose heatmaps) with the Cross-Modal
+    Fusion and Prototypical Refinement modules of the MiGA 2024 winner, or (--model token-fusion)
+    the MiGA 2025 classifier, MViTv2-S and 2s-AGCN tokens in one transformer.
 
     Reads frames.h5 (data.path) and the poses.h5 they were cut with (data.poses); heatmaps are
     rendered on the fly in the same crop as the frames. --init-from merges two branch checkpoints
@@ -470,7 +494,7 @@ def train_fused_cmd(
     if no_prm:
         more.append("model.prm=false")
     _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
-                   ("rgbpose",), "train-fused", more)  # fmt: skip
+                   ("rgbpose", "rgbskeleton"), "train-fused", more, model=model)  # fmt: skip
 
 
 @app.command(

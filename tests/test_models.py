@@ -71,7 +71,10 @@ def test_rgb_paper_size():
 def test_model_table_and_specs():
     rows = {r["name"]: r for r in model_table(num_classes=32)}
     assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d", "swin3d_t", "swin3d_s",
-                                        "swin3d_b"}
+                                        "swin3d_b", "mvit_v2_s", "agcn", "token_fusion"}
+    assert rows["mvit_v2_s"]["params"] == 34_537_744 - 769 * 400 + 769 * 32  # torchvision MViTv2-S, our head
+    assert rows["agcn"]["params"] == 3_449_220  # 2s-AGCN on coco17, 32 classes
+    assert rows["agcn"]["input_kind"] == "poses" and rows["token_fusion"]["input_kind"] == "rgbskeleton"
     assert rows["swin3d_b"]["params"] == 87_671_784  # torchvision's Swin-B with our 32-class head
     assert rows["posec3d_slowonly"]["params"] == 2_010_496
     assert rows["posec3d_slowonly"]["input"] == "17 x 48 x 56 x 56 (C x T x H x W)"

@@ -33,7 +33,10 @@ from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
 from mgcli.models.rgbpose import RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
+from mgcli.models.agcn import agcn
+from mgcli.models.mvit import mvit_v2_s
 from mgcli.models.swin import swin3d_b, swin3d_s, swin3d_t
+from mgcli.models.token_fusion import token_fusion
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -56,6 +59,9 @@ __all__ = [
     "swin3d_b",
     "swin3d_s",
     "swin3d_t",
+    "agcn",
+    "mvit_v2_s",
+    "token_fusion",
 ]
 
 
@@ -139,8 +145,9 @@ class ModelSpec:
 
     Attributes:
         builder: ``builder(num_classes, **options) -> Classifier``.
-        input_kind: ``"heatmaps"`` (pose volumes), ``"frames"`` (RGB clips) or ``"rgbpose"`` (both:
-            RGB frames and the keypoints their heatmaps are rendered from).
+        input_kind: ``"heatmaps"`` (pose volumes), ``"frames"`` (RGB clips), ``"poses"`` (skeleton
+            sequences), ``"rgbpose"`` (RGB frames and the keypoints their heatmaps are rendered
+            from) or ``"rgbskeleton"`` (RGB frames and skeleton sequences).
         description: one line for ``mg models``.
         clip_size: ``(T, H, W)`` of one sample at the paper's size.
         input_text: how ``mg models`` shows the input, when it is not one ``C x T x H x W`` clip.
@@ -179,6 +186,16 @@ MODELS: dict[str, ModelSpec] = {
             (32, 224, 224))
         for v, fn in (("t", swin3d_t), ("s", swin3d_s), ("b", swin3d_b))
     },
+    "mvit_v2_s": ModelSpec(
+        mvit_v2_s, "frames", "MViTv2-S (torchvision) on RGB clips, Kinetics-400 weights optional", (16, 224, 224),
+        "3 x 16 x 224 x 224 (C x T x H x W)"),
+    "agcn": ModelSpec(
+        agcn, "poses", "2s-AGCN stream (adaptive graph convolution) on skeleton sequences: joints or bones",
+        (64, 17, 1), "3 x 64 x 17 x 1 (C x T x joints x persons, coco17)"),
+    "token_fusion": ModelSpec(
+        token_fusion, "rgbskeleton",
+        "Cross-Modal Token Fusion of MViTv2-S and 2s-AGCN tokens in a transformer (MiGA 2025)", (16, 224, 224),
+        "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton"),
 }
 
 

@@ -401,6 +401,8 @@ class RGBPoseClassifier(nn.Module):
                 out[f"prm_{key}"] = prm(feats[key], out[key].float(), labels)
         return out
 
+    branch_inputs = {"rgb": "frames", "pose": "heatmaps"}  # what each init_from branch checkpoint reads
+
     @property
     def modalities(self) -> tuple[str, ...]:
         return tuple(self.head.loss_weights)

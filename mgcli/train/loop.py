@@ -81,14 +81,15 @@ def lr_at(cfg: RunConfig, epoch: float) -> float:
 
 def build_for_data(
     cfg: RunConfig, num_classes: int, in_channels: int | dict[str, int], kind: str, where: Path | None = None,
-    load_pretrained: bool = True, training_classes: list[str] | None = None,
+    load_pretrained: bool = True, training_classes: list[str] | None = None, graph: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
     """The config's model, checked against the data it reads (``load_pretrained=False`` when
     its weights will come from a checkpoint anyway: no download of ``pretrained`` weights).
     ``in_channels``: the dataset's channels (per modality for ``rgbpose``). ``training_classes``
     (the class names) builds the model for training: with its training-only parts, such as the
-    semantic embedding loss of ``train.semantic_vectors``."""
-    model = _build_for_data(cfg, num_classes, in_channels, kind, where, load_pretrained)
+    semantic embedding loss of ``train.semantic_vectors``. ``graph`` (skeleton data: its ``layout``
+    and ``num_person``) fills the graph network's options of the same names, which must agree."""
+    model = _build_for_data(cfg, num_classes, in_channels, kind, where, load_pretrained, graph)
     if training_classes is not None and cfg.train.semantic_vectors:
         from mgcli.models.classifier import Classifier
         from mgcli.models.semantic import SemanticEmbedding, read_class_vectors
@@ -117,15 +118,36 @@ def load_inference_state(model: torch.nn.Module, state: dict[str, torch.Tensor])
         raise RuntimeError(f"state dict mismatch: missing {missing[:4]}, unexpected {unexpected[:4]}")
 
 
+def _graph_options(options: dict[str, Any], graph: dict[str, Any], prefix: str, where: Path | None) -> dict[str, Any]:
+    """``options`` with the data's skeleton ``layout`` and ``num_person`` filled in (or checked)."""
+    out = dict(options)
+    for key, value in graph.items():
+        given = out.setdefault(key, value)
+        if given != value:
+            raise MgError(f"model.{prefix}{key} is {given!r} but the skeleton data has {value!r} (data.view.{key}); "
+                          "leave the model's unset or set both", where)  # fmt: skip
+    return out
+
+
 def _build_for_data(
     cfg: RunConfig, num_classes: int, in_channels: int | dict[str, int], kind: str, where: Path | None,
-    load_pretrained: bool,
+    load_pretrained: bool, graph: dict[str, Any] | None = None,
 ) -> torch.nn.Module:
     from mgcli.models import MODELS, build_model
 
     options = {k: v for k, v in cfg.model.items() if k != "name"}
+    if graph is not None:
+        if kind == "poses":
+            options = _graph_options(options, graph, "", where)
+        elif kind == "rgbskeleton":
+            sub = options.get("skeleton") or {}
+            if not isinstance(sub, dict):
+                raise MgError(f"model.skeleton must be a mapping of AGCN options, got {sub!r}", where)
+            options["skeleton"] = _graph_options(sub, graph, "skeleton.", where)
     if not load_pretrained and "pretrained" in options:
         options["pretrained"] = None
+    if not load_pretrained and isinstance(options.get("video"), dict) and "pretrained" in options["video"]:
+        options["video"] = {**options["video"], "pretrained": None}
     name = cfg.model["name"]
     spec = MODELS.get(name)
     if spec is not None and spec.input_kind != kind:
@@ -163,6 +185,16 @@ class Predictions:
 
 def _autocast(ctx: Context, enabled: bool) -> Any:
     return torch.autocast(device_type="cuda", dtype=torch.float16, enabled=enabled and ctx.cuda)
+
+
+def channels_last_3d(model: torch.nn.Module) -> torch.nn.Module:
+    """The model's 5-D weights (3D convolutions) in the channels_last_3d memory format; models
+    that mix in 2-D convolutions (graph networks) keep those as they are, which
+    ``Module.to(memory_format=...)`` refuses to do."""
+    for t in (*model.parameters(), *model.buffers()):
+        if t.dim() == 5:
+            t.data = t.data.contiguous(memory_format=torch.channels_last_3d)
+    return model
 
 
 def _to_device(x: Any, ctx: Context, channels_last: bool) -> Any:
@@ -220,7 +252,9 @@ def predict(
         b, v = first.shape[:2]
         x = _to_device({k: t.flatten(0, 1) for k, t in x.items()} if multi else x.flatten(0, 1), ctx, channels_last)
         with _autocast(ctx, amp):
-            out = model(**x) if multi else {"": model(x)}
+            out = model(**x) if multi else model(x)
+            if not isinstance(out, dict):  # one prediction (a single-input model, or a fusion into one head)
+                out = {"": out}
         for key, logits in out.items():
             probs = logits.float().softmax(-1).view(b, v, -1).mean(1)
             chunks.setdefault(key, []).append(probs.cpu().double().numpy())
@@ -340,16 +374,19 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
+    graph = getattr(train, "graph", None)
     model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False,
-                           training_classes=classes)  # fmt: skip
+                           training_classes=classes, graph=graph)  # fmt: skip
     if kind == "rgbpose":
         check_pathway_geometry(model, train.cfg, path)
+    check_video_geometry(model, train.cfg, kind, path)
     if cfg.init_from and not resume:
         branch_checkpoints(cfg, model, classes)  # fail here, not in N processes
     facts = {
         "kind": kind,
         "in_channels": train.num_channels,
         "class_names": classes,
+        "graph": graph,
         "params": sum(p.numel() for p in model.parameters()),
         "splits": split_names(path),
     }
@@ -365,6 +402,21 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES):
         raise OutputExistsError("the run folder already holds a run (pass --resume to continue it or --overwrite)", run_dir)
     return facts
+
+
+def check_video_geometry(model: torch.nn.Module, view: Any, kind: str, where: Path) -> None:
+    """A video transformer with a fixed input size (MViT) must get exactly that clip."""
+    video = getattr(model, "video", model)
+    t, hw = getattr(video, "temporal_size", None), getattr(video, "spatial_size", None)
+    if t is None or hw is None:
+        return
+    frames_key = "rgb_len" if kind == "rgbskeleton" else "clip_len"
+    frames = getattr(view, frames_key)
+    sizes = {k: getattr(view, k) for k in ("train_size", "test_size")}
+    size = hw[0] if isinstance(hw, tuple | list) else hw
+    if frames != t or any(v != size for v in sizes.values()):
+        raise MgError(f"the video model takes {t} x {size} x {size} clips but data.view gives {frames_key} {frames}, "
+                      f"train_size {sizes['train_size']}, test_size {sizes['test_size']}; set them to match", where)
 
 
 def check_pathway_geometry(model: torch.nn.Module, view: Any, where: Path) -> None:
@@ -392,17 +444,20 @@ def check_pathway_geometry(model: torch.nn.Module, view: Any, where: Path) -> No
 def branch_checkpoints(cfg: RunConfig, model: torch.nn.Module, class_names: list[str]) -> dict[str, Any]:
     """``init_from``'s RGB and pose branch checkpoints, checked against the model and its classes;
     ``{"rgb": state, "pose": state}``."""
-    if not hasattr(model, "modalities") or tuple(model.modalities) != ("rgb", "pose"):
-        raise MgError(f"init_from is for two-pathway models (rgbpose_conv3d), not {cfg.model['name']}")
+    inputs = getattr(model, "branch_inputs", None)
+    if inputs is None:
+        raise MgError(f"init_from is for two-modality models (rgbpose_conv3d, token_fusion), not {cfg.model['name']}")
     from mgcli.models import MODELS
 
+    if len(cfg.init_from) != len(inputs):
+        raise MgError(f"init_from takes {len(inputs)} checkpoints ({', '.join(inputs)}), got {len(cfg.init_from)}")
     states = {}
-    for mod, path, kind in zip(("rgb", "pose"), cfg.init_from, ("frames", "heatmaps"), strict=True):
+    for (mod, kind), path in zip(inputs.items(), cfg.init_from, strict=True):
         state = load_checkpoint(path)
         name = str((state.get("config") or {}).get("model", {}).get("name", ""))
         spec = MODELS.get(name)
         if spec is None or spec.input_kind != kind:
-            article = "an RGB" if mod == "rgb" else "a pose"
+            article = "an RGB" if mod == "rgb" else f"a {mod}"
             raise MgError(f"init_from: the {mod} checkpoint must come from {article} branch run (reading {kind}), "
                           f"not {name or 'an unknown model'}", path)
         if list(state["class_names"]) != list(class_names):
@@ -419,6 +474,8 @@ def init_from_branches(cfg: RunConfig, model: torch.nn.Module, class_names: list
 
     states = branch_checkpoints(cfg, model, class_names)
     try:
+        if hasattr(model, "load_branches"):
+            return model.load_branches({m: st["state_dict"] for m, st in states.items()})
         return merge_branch_weights(model, states["rgb"]["state_dict"], states["pose"]["state_dict"])
     except MgError as e:
         raise MgError(f"init_from: {e.message}", cfg.init_from[0]) from None
@@ -518,7 +575,7 @@ def _train(
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in facts["splits"] else None
     model = build_for_data(
         cfg, len(class_names), facts["in_channels"], facts["kind"], load_pretrained=not resume and not cfg.init_from,
-        training_classes=class_names,
+        training_classes=class_names, graph=facts.get("graph"),
     )
     if cfg.init_from and not resume:
         report = init_from_branches(cfg, model, class_names)
@@ -526,7 +583,7 @@ def _train(
     model = model.to(ctx.device)
     channels_last = cfg.train.channels_last
     if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = channels_last_3d(model)
     amp = cfg.train.amp and ctx.cuda
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
@@ -802,12 +859,13 @@ def evaluate_checkpoint(
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
-    model = build_for_data(cfg, len(class_names), ds.num_channels, kind, checkpoint, load_pretrained=False)
+    model = build_for_data(cfg, len(class_names), ds.num_channels, kind, checkpoint, load_pretrained=False,
+                           graph=getattr(ds, "graph", None))  # fmt: skip
     model.load_state_dict(state["state_dict"])
     model.to(ctx.device)
     channels_last = cfg.train.channels_last
     if channels_last:
-        model = model.to(memory_format=torch.channels_last_3d)
+        model = channels_last_3d(model)
     reporter = RichReporter(quiet)
     preds = predict(
         model, ds, ctx, batch_size or cfg.train.eval_batch_size, cfg.data.workers if workers is None else workers,
