@@ -425,6 +425,11 @@ def train_branch_cmd(
     overrides: OverridesArg = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    pretrained: Annotated[
+        str | None,
+        typer.Option(help="Start from these weights (overrides model.pretrained): a torchvision weights name "
+                     "(imagenet, kinetics400, kinetics400_imagenet22k) or a path to a state dict."),
+    ] = None,
     name: RunNameOpt = None,
     out_dir: OutDirOpt = None,
     gpus: GpusOpt = 0,
@@ -440,8 +445,9 @@ def train_branch_cmd(
     scores-test.csv (softmax averaged over test views), metrics.json, curves.png and confusion
     matrices. Every config field can be overridden as KEY=VALUE.
     """
+    more = [f"model.pretrained={pretrained}"] if pretrained is not None else []
     _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
-                   ("heatmaps", "frames", "poses"), "train-branch", model=model)  # fmt: skip
+                   ("heatmaps", "frames", "poses"), "train-branch", more, model=model)  # fmt: skip
 
 
 @app.command(

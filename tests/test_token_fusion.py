@@ -122,6 +122,8 @@ def test_agcn_and_mvit_branches_train(branch_runs: Path, train_artifacts: Path) 
     res = runner.invoke(app, ["train-branch", "--model", "agcn-bone", *AGCN[1:], f"data.path={train_artifacts / 'poses.h5'}",
                               "--out-dir", str(branch_runs), "--name", "agcn_bone", "train.epochs=4"])  # fmt: skip
     assert res.exit_code == 0, res.output
+    losses = _losses(branch_runs / "agcn_bone")
+    assert losses[-1] < losses[0], losses
     cfg = load_checkpoint(branch_runs / "agcn_bone" / "model.pt")["config"]
     assert cfg["model"]["name"] == "agcn" and cfg["data"]["view"]["stream"] == "bone"
     res = runner.invoke(app, ["evaluate", str(branch_runs / "agcn_bone" / "model.pt"), "--split", "test",
@@ -159,3 +161,11 @@ def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifac
     res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "model.skeleton.layout=coco17",
                               "--out-dir", str(tmp_path), "--name", "tf4"])  # fmt: skip
     assert res.exit_code == 2 and "model.skeleton.layout is 'coco17' but the skeleton data has 'upper22'" in res.output
+
+
+def test_pretrained_weights_are_checked_before_a_run_folder_exists(train_artifacts: Path, tmp_path: Path) -> None:
+    res = runner.invoke(app, ["train-branch", "--model", "mvit-v2-s", "--pretrained", "kinetics400", *MVIT[1:],
+                              f"data.path={train_artifacts / 'frames.h5'}", "--out-dir", str(tmp_path)])  # fmt: skip
+    assert res.exit_code == 2
+    assert "pretrained 'kinetics400' needs the MViTv2-S settings" in res.output
+    assert not (tmp_path / "run").exists()

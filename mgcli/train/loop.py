@@ -375,8 +375,10 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
     graph = getattr(train, "graph", None)
-    model = build_for_data(cfg, len(classes), train.num_channels, kind, path, load_pretrained=False,
-                           training_classes=classes, graph=graph)  # fmt: skip
+    # pretrained weights are fetched here, once, before a run folder exists or processes start
+    model = build_for_data(cfg, len(classes), train.num_channels, kind, path,
+                           load_pretrained=not resume and not cfg.init_from, training_classes=classes,
+                           graph=graph)  # fmt: skip
     if kind == "rgbpose":
         check_pathway_geometry(model, train.cfg, path)
     check_video_geometry(model, train.cfg, kind, path)

@@ -39,7 +39,8 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     """Time ``steps`` training steps of a run config (the first, which starts the workers, left out)."""
     cfg = load_config(config, [*overrides, "data.workers=2", "train.amp=false"])
     ds = open_split(cfg, "train", train=True)
-    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, data_kind(cfg))
+    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, data_kind(cfg), load_pretrained=False,
+                           graph=getattr(ds, "graph", None))  # random init: no weights download
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=False)
     ctx = Context()
