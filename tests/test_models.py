@@ -96,7 +96,8 @@ def test_resnet3d_rejects_inconsistent_stage_settings():
 # --------------------------------------------------------------------------- build_model options
 
 def test_build_model_errors():
-    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, swin3d_b\)"):
+    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, swin3d_b, "
+                       r"mvit_v2_s, agcn, token_fusion\)"):
         build_model("nope", 3)
     with pytest.raises(MgError, match=r"model posec3d_slowonly: unknown option 'foo' \(accepted: base_channels, "):
         build_model("posec3d_slowonly", 3, foo=1)

@@ -17,10 +17,18 @@ PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 def test_every_pipeline_config_loads() -> None:
     files = sorted(PIPELINES.glob("*.yaml"))
     assert len(files) >= 4
+    import inspect
+
+    from mgcli.models import MODELS
+    from mgcli.train.data import view_config
+
     for f in files:
         cfg = load_config(f)
         assert cfg.name == f.stem
-        assert cfg.model["name"] in ("posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d", "swin3d_b")
+        spec = MODELS[cfg.model["name"]]  # a registered model, its options the builder's, its view the data's
+        accepted = set(inspect.signature(spec.builder).parameters)
+        assert set(cfg.model) - {"name"} <= accepted, (f.name, set(cfg.model) - {"name"} - accepted)
+        view_config(spec.input_kind, cfg.data.view, f)
 
 
 def test_overrides_reach_nested_fields_and_keep_types(tmp_path: Path) -> None:
