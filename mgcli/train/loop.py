@@ -444,8 +444,9 @@ def check_pathway_geometry(model: torch.nn.Module, view: Any, where: Path) -> No
 
 
 def branch_checkpoints(cfg: RunConfig, model: torch.nn.Module, class_names: list[str]) -> dict[str, Any]:
-    """``init_from``'s RGB and pose branch checkpoints, checked against the model and its classes;
-    ``{"rgb": state, "pose": state}``."""
+    """``init_from``'s branch checkpoints, one per modality of the model's ``branch_inputs`` (RGB
+    and pose for RGBPoseConv3D, RGB and skeleton for token fusion), each checked against the input
+    its branch must have read and the classes; ``{modality: checkpoint}``."""
     inputs = getattr(model, "branch_inputs", None)
     if inputs is None:
         raise MgError(f"init_from is for two-modality models (rgbpose_conv3d, token_fusion), not {cfg.model['name']}")
