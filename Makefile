@@ -79,8 +79,11 @@ $(DEMO)/poses.h5: $(DEMO)/sample/sample.json
 	$(MG) extract-pose $(DEMO)/sample -o $@ --frames-out $(DEMO)/frames.h5 \
 		--frame-size 128 --workers 2 --overwrite
 
-$(DEMO)/heatmaps-upper22-%.h5: $(DEMO)/poses.h5
-	$(MG) build-heatmaps $< --layout upper22 --kind $* -o $@ --overwrite
+# Both kinds at once (each build is mostly one core); a failure of either fails the target.
+$(DEMO)/heatmaps-upper22-joint.h5 $(DEMO)/heatmaps-upper22-limb.h5 &: $(DEMO)/poses.h5
+	$(MG) build-heatmaps $< --layout upper22 --kind limb -o $(DEMO)/heatmaps-upper22-limb.h5 --overwrite & \
+	limb=$$!; $(MG) build-heatmaps $< --layout upper22 --kind joint -o $(DEMO)/heatmaps-upper22-joint.h5 \
+		--overwrite; joint=$$?; wait $$limb && exit $$joint
 
 $(DEMO)/runs/sample_pose_%/scores-test.csv: $(DEMO)/heatmaps-upper22-%.h5 pipelines/sample_pose_%.yaml
 	$(MG) train-branch -c pipelines/sample_pose_$*.yaml --out-dir $(DEMO)/runs $(RUN_MODE) \

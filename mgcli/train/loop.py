@@ -591,6 +591,7 @@ def _train(
     optimizer = make_optimizer(cfg, model)
     scaler = torch.amp.GradScaler("cuda", enabled=amp)
     start_epoch, history, best = 0, [], {"epoch": None, "val_top1": None}
+    best_val: Predictions | None = None
     torch.manual_seed(cfg.seed * 7919 + ctx.rank)  # dropout masks differ between processes
     if resume:
         state = load_checkpoint(run_dir / "last.pt", map_location=ctx.device)
@@ -628,6 +629,7 @@ def _train(
             row["val_top1"], row["val_loss"] = top1, preds.loss
             if best["val_top1"] is None or top1 > best["val_top1"]:
                 best = {"epoch": epoch + 1, "val_top1": top1}
+                best_val = preds  # the best weights' validation predictions: not evaluated again at the end
                 if ctx.main:
                     save_checkpoint(
                         run_dir / "model.pt", inference_state(model), cfg.to_dict(), class_names,
@@ -641,7 +643,8 @@ def _train(
             _write_json(run_dir / "metrics.json", {"name": cfg.name, "finished": False, "history": history, "best": best})
         dist_.barrier(ctx)
 
-    return _finish(cfg, ctx, model, facts, val_ds, history, best, amp, channels_last, reporter, t_start, cpu_start)
+    return _finish(cfg, ctx, model, facts, val_ds, history, best, amp, channels_last, reporter, t_start, cpu_start,
+                   best_val)
 
 
 def train_step(
@@ -743,9 +746,11 @@ def _train_epoch(
 def _finish(
     cfg: RunConfig, ctx: Context, model: torch.nn.Module, facts: dict[str, Any], val_ds: Any,
     history: list[dict[str, Any]], best: dict[str, Any], amp: bool, channels_last: bool, reporter: Reporter,
-    t_start: float, cpu_start: float,
+    t_start: float, cpu_start: float, best_val: Predictions | None = None,
 ) -> dict[str, Any]:
-    """Evaluate the best weights (or the last ones) on the validation and test splits; write the outputs."""
+    """Evaluate the best weights (or the last ones) on the validation and test splits; write the
+    outputs. ``best_val``: the best weights' validation predictions when this process made them
+    (a resumed run evaluates them again)."""
     run_dir = cfg.run_dir
     class_names = facts["class_names"]
     if best["epoch"] is not None:
@@ -756,11 +761,14 @@ def _finish(
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
         if split not in facts["splits"]:
             continue
-        ds = val_ds if key == "val" else open_split(cfg, split, train=False)
-        preds = predict(
-            model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split,
-            _fusion_weights(cfg),
-        )
+        if key == "val" and best_val is not None and best["epoch"] is not None:
+            preds = best_val
+        else:
+            ds = val_ds if key == "val" else open_split(cfg, split, train=False)
+            preds = predict(
+                model, ds, ctx, cfg.train.eval_batch_size, cfg.data.workers, amp, channels_last, reporter, split,
+                _fusion_weights(cfg),
+            )
         if ctx.main:
             splits[key] = write_predictions(preds, run_dir, key, class_names)
     metrics: dict[str, Any] = {}
