@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mgcli.errors import MgError
+
 __all__ = ["TokenFusion", "token_fusion"]
 
 VIDEO_TOKENS = ("temporal", "all", "cls")
@@ -167,8 +169,6 @@ class TokenFusion(nn.Module):
         loaded = set(report["loaded"])
         report["new"] = [k for k in self.state_dict() if k not in loaded]
         if not any(k.startswith("video.") for k in loaded) or not any(k.startswith("skeleton.") for k in loaded):
-            from mgcli.errors import MgError
-
             raise MgError("the branch checkpoints fill none of one backbone's weights (other model sizes?)")
         return report
 
