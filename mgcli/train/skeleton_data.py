@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from mgcli.errors import MgError
-from mgcli.heatmaps.pipeline import compact_box, uniform_sample
+from mgcli.heatmaps.pipeline import compact_box, flip, uniform_sample
 from mgcli.io.h5 import ProcessLocalArtifact
 from mgcli.io.poses import PosesFile
 from mgcli.pose.layouts import Layout, convert, get_layout
@@ -161,10 +161,9 @@ def normalise(kp: np.ndarray, img_shape: tuple[int, int], cfg: SkeletonViewConfi
 
 
 def mirror(kp: np.ndarray, sc: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray]:
-    """Horizontal flip of normalised keypoints: x -> -x, left and right joints swapped."""
-    k = kp.copy()
-    k[..., 0] = -k[..., 0]
-    return k[..., layout.flip_index, :], sc[..., layout.flip_index]
+    """Horizontal flip of normalised keypoints: x -> -x (PoseConv3D's flip about a zero-width
+    image), left and right joints swapped."""
+    return flip(kp, sc, 0, layout.flip_index)
 
 
 @dataclass(frozen=True)
