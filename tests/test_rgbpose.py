@@ -347,3 +347,30 @@ def test_prm_per_pathway_adds_its_loss_in_training_only():
     assert sorted(only_pose.prm) == ["pose"]
     with pytest.raises(ValueError, match="prm_pathways"):
         tiny_model(prm=True, prm_pathways=("depth",))
+
+
+@torch.no_grad()
+def test_cmf_laterals_read_the_maps_before_re_weighting():
+    """Eq. 4: X_rgb' = [X''_rgb; Conv3d(X_pose)], X_pose' = [X''_pose; ConvT3d(X_rgb)] -- each lateral
+    reads the other pathway's raw map, while each pathway keeps its own re-weighted one."""
+    model = tiny_model(cmf=True, cmf_hidden=8, cmf_heads=1, cmf_tokens=2).eval()
+    net = model.backbone
+    for level in net.cmf.values():  # non-zero attention: the re-weighted maps differ from the raw ones
+        level.rgb_out.weight.normal_(0, 0.5)
+        level.pose_out.weight.normal_(0, 0.5)
+    seen: dict[str, torch.Tensor] = {}
+    hooks = [net.rgb_laterals["2"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_rgb", i[0])),
+             net.pose_laterals["1"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_pose", i[0]))]
+    x_rgb = torch.randn(2, 64, 2, 8, 8)  # what RGB stage 1 and pose stage 0 give at level 1
+    x_pose = torch.randn(2, 16, 8, 8, 8)
+    out_rgb, out_pose = net.exchange(1, x_rgb, x_pose)
+    for h in hooks:
+        h.remove()
+    torch.testing.assert_close(seen["into_rgb"], x_pose, rtol=0, atol=0)
+    torch.testing.assert_close(seen["into_pose"], x_rgb, rtol=0, atol=0)
+    re_rgb, re_pose = net.cmf["1"](x_rgb, x_pose)
+    assert not torch.allclose(re_rgb, x_rgb)
+    torch.testing.assert_close(out_rgb[:, :64], re_rgb)  # own channels first: the re-weighted map
+    torch.testing.assert_close(out_pose[:, :16], re_pose)
+    torch.testing.assert_close(out_rgb[:, 64:], net.rgb_laterals["2"](x_pose))
+    torch.testing.assert_close(out_pose[:, 16:], net.pose_laterals["1"](x_rgb))

@@ -23,8 +23,9 @@ paper's two-step initialisation: start the fused model from separately trained `
 The MiGA 2024 winner adds two modules, both optional here (``rgbpose_conv3d(cmf=..., prm=...)``):
 
 - a Cross-Modal Fusion Module (:class:`~mgcli.models.fusion.CrossModalFusion`) at the chosen
-  exchange levels: it re-weights both pathways' maps residually, and the laterals then concatenate
-  the re-weighted maps;
+  exchange levels: it re-weights both pathways' maps residually; each pathway then concatenates its
+  own re-weighted map with the lateral of the other pathway's map *before* re-weighting (the
+  paper's Eq. 4: ``[X''_rgb; Conv3d(X_pose)]`` and ``[X''_pose; ConvT3d(X_rgb)]``);
 - a Prototypical Refinement Module (:class:`~mgcli.models.prototypes.PrototypeRefinement`) per
   pathway, a training-only loss on that pathway's last feature map and its own logits.
 
@@ -269,13 +270,15 @@ class RGBPoseConv3D(nn.Module):
 
     def exchange(self, level: int, x_rgb: torch.Tensor, x_pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Fusion before ``level`` (RGB stage ``level + offset``, pose stage ``level``): the CMF
-        re-weighting when this level has one, then the lateral connections.
+        re-weighting when this level has one, and the lateral connections, which read the maps as
+        they came out of the previous level (not the re-weighted ones).
 
         ``x_rgb`` and ``x_pose`` are the outputs of the previous level; the result is what the two
         stages of ``level`` receive. Override (or wrap) this method to change how the pathways meet.
         """
-        if str(level) in self.cmf:
-            x_rgb, x_pose = self.cmf[str(level)](x_rgb, x_pose)
+        # Eq. 4 of the paper: each pathway keeps its own re-weighted map and concatenates the lateral
+        # of the *other pathway's map before re-weighting*; without a CMF both are the raw maps.
+        own_rgb, own_pose = self.cmf[str(level)](x_rgb, x_pose) if str(level) in self.cmf else (x_rgb, x_pose)
         rgb_key, pose_key = str(level + self.offset), str(level)
         into_rgb = into_pose = None
         if rgb_key in self.rgb_laterals:
@@ -289,10 +292,10 @@ class RGBPoseConv3D(nn.Module):
             if self._drop_into_pose:
                 into_pose = into_pose * 0.0
         if into_rgb is not None:
-            x_rgb = _concat(f"RGB stage {rgb_key}", x_rgb, into_rgb)
+            own_rgb = _concat(f"RGB stage {rgb_key}", own_rgb, into_rgb)
         if into_pose is not None:
-            x_pose = _concat(f"pose stage {pose_key}", x_pose, into_pose)
-        return x_rgb, x_pose
+            own_pose = _concat(f"pose stage {pose_key}", own_pose, into_pose)
+        return own_rgb, own_pose
 
     def forward(self, rgb: torch.Tensor, pose: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """RGB ``[N, 3, T, H, W]`` and heatmaps ``[N, K, speed_ratio*T, H/4, W/4]`` -> the two last feature maps.
