@@ -578,13 +578,9 @@ def ensemble_cmd(
     """
     from rich.table import Table
 
-    from mgcli.ensemble import column_labels, run_ensemble
-    from mgcli.errors import OutputExistsError
-    from mgcli.io.scores import write_scores
-    from mgcli.report import topk_accuracy
+    from mgcli.ensemble import check_ensemble_output, ensemble_rows, input_name, run_ensemble, write_ensemble
 
-    if out.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite to replace it)", out)
+    check_ensemble_output(out, overwrite)
     parsed = None
     if weights is not None:
         try:
@@ -592,42 +588,27 @@ def ensemble_cmd(
         except ValueError:
             raise MgError(f"--weights must be comma-separated numbers, got {weights!r}") from None
     ens, info = run_ensemble(inputs, parsed, logits, val, step, search=search_weights)
-    s = ens.scores
-    outputs = {"test": out}
-    if out.suffix.lower() != ".csv":  # a folder, usable as an input of another mg ensemble
-        out.mkdir(parents=True, exist_ok=True)
-        outputs = {split: out / f"scores-{split}.csv" for split in ("test", "val")}
-    write_scores(outputs["test"], s.clip_ids, s.labels, s.probs, s.classes, overwrite=True)
-    if ens.val_scores is not None and "val" in outputs:
-        v = ens.val_scores
-        write_scores(outputs["val"], v.clip_ids, v.labels, v.probs, v.classes, overwrite=True)
-    vals = ens.val_inputs
+    files = write_ensemble(ens, out, overwrite=True)
+    show_val = ens.val_inputs is not None
     table = Table(title="ensemble")
-    cols = ("scores", "weight", *(("val top-1",) if vals is not None else ()), "test top-1", "test top-5")
+    cols = ("scores", "weight", *(("val top-1",) if show_val else ()), "test top-1", "test top-5")
     for col in cols:
         table.add_column(col, justify="left" if col == "scores" else "right", overflow="fold")
 
-    def acc(sc: Any, k: int) -> str:
-        y = column_labels(sc)
-        return f"{topk_accuracy(sc.probs, y, k):.4f}" if (y >= 0).any() else "-"
+    def acc(v: float | None) -> str:
+        return "-" if v is None else f"{v:.4f}"
 
-    def row(name: str, w: str, sc: Any, vsc: Any) -> None:
-        table.add_row(name, w, *((acc(vsc, 1),) if vals is not None else ()), acc(sc, 1), acc(sc, 5))
-
-    for i, (path, w, sc) in enumerate(zip(inputs, ens.weights, ens.inputs, strict=True)):
-        row(path.name if path.is_dir() else str(path), f"{w:.3f}", sc, vals[i] if vals is not None else None)
-    row("[bold]ensemble[/]", "1.000", s, ens.val_scores)
+    for r in ensemble_rows(ens, [input_name(i) for i in inputs]):
+        name = f"[bold]{r.name}[/]" if r.fused else r.name
+        table.add_row(name, f"{r.weight:.3f}", *((acc(r.val_top1),) if show_val else ()), acc(r.test_top1),
+                      acc(r.test_top5))
     console.print(table)
     if info is not None:
         console.print(f"weights searched on the validation scores (step {step}): val top-1 {info['val_top1']:.4f}")
-    written = [outputs["test"]] + ([outputs["val"]] if ens.val_scores is not None and "val" in outputs else [])
-    console.print(f"[green]wrote[/] {', '.join(map(str, written))} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
-    if (s.labels >= 0).any():
-        from mgcli.report import write_report
-
-        prefix = outputs["test"].with_suffix("")
-        _, files = write_report(s, prefix, title=str(outputs["test"]))
-        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
+    s = ens.scores
+    console.print(f"[green]wrote[/] {', '.join(map(str, files.scores))} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
+    if files.report:
+        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files.report))
 
 
 def _print_report(report: dict, files: list[Path], top: int = 10) -> None:

@@ -4,7 +4,9 @@ Every input is a scores CSV (``clip_id,label,<class ids>``) of the same clips an
 Probabilities are averaged with weights (normalised to sum 1); with ``logits=True`` each input is
 turned into probabilities by a softmax first. :func:`search_weights` tries every weight vector on
 a simplex grid and keeps the one with the best validation top-1 (ties: the lower log-loss, then
-the earlier grid point, which favours equal weights).
+the earlier grid point, which favours equal weights). :func:`write_ensemble` writes the result
+(one CSV, or a folder with both splits) and its report; :func:`ensemble_rows` is the table
+``mg ensemble`` prints.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from mgcli.errors import DataError, MgError
-from mgcli.io.scores import Scores, check_probabilities, read_scores
+from mgcli.errors import DataError, MgError, OutputExistsError
+from mgcli.io.scores import Scores, check_probabilities, read_scores, write_scores
+from mgcli.report import topk_accuracy
 
 
 @dataclass
@@ -172,3 +175,88 @@ def run_ensemble(
         w = normalise_weights(weights, len(tests))
     val_scores = fuse(vals, w) if vals is not None else None
     return Ensemble(fuse(tests, w), list(w), tests, val_scores, vals), info
+
+
+# ------------------------------------------------------------------------- what mg ensemble writes
+
+
+@dataclass
+class EnsembleFiles:
+    scores: list[Path]  # the fused scores-test (and scores-val) CSVs
+    report: list[Path]  # the report JSON and confusion PNG of the test scores, when labelled
+
+
+@dataclass
+class EnsembleRow:
+    """One line of the ensemble table: an input or the ensemble itself (``None``: no labels)."""
+
+    name: str
+    weight: float
+    val_top1: float | None
+    test_top1: float | None
+    test_top5: float | None
+    fused: bool = False
+
+
+def output_paths(out: str | Path) -> dict[str, Path]:
+    """Where the fused scores go: ``out`` itself when it ends in ``.csv``, otherwise a folder
+    holding ``scores-test.csv`` and ``scores-val.csv`` (so it is an input of another ensemble)."""
+    out = Path(out)
+    if out.suffix.lower() == ".csv":
+        return {"test": out}
+    return {split: out / f"scores-{split}.csv" for split in ("test", "val")}
+
+
+def check_ensemble_output(out: str | Path, overwrite: bool = False) -> None:
+    """Refuse an existing output (a CSV or a folder) unless ``overwrite``."""
+    if Path(out).exists() and not overwrite:
+        raise OutputExistsError("exists (pass --overwrite to replace it)", out)
+
+
+def write_ensemble(ens: Ensemble, out: str | Path, overwrite: bool = False) -> EnsembleFiles:
+    """Write the fused scores to ``out`` (see :func:`output_paths`: the validation side is
+    written only into a folder, and only when it is known), then the test scores' report
+    (``PREFIX-report.json``, ``PREFIX-confusion.png`` beside them) when they carry labels."""
+    from mgcli.report import write_report
+
+    check_ensemble_output(out, overwrite)
+    paths = output_paths(out)
+    if "val" in paths:
+        Path(out).mkdir(parents=True, exist_ok=True)
+    written = [_write(paths["test"], ens.scores)]
+    if ens.val_scores is not None and "val" in paths:
+        written.append(_write(paths["val"], ens.val_scores))
+    report: list[Path] = []
+    if (ens.scores.labels >= 0).any():
+        _, report = write_report(ens.scores, paths["test"].with_suffix(""), title=str(paths["test"]))
+    return EnsembleFiles(written, report)
+
+
+def _write(path: Path, s: Scores) -> Path:
+    return write_scores(path, s.clip_ids, s.labels, s.probs, s.classes, overwrite=True)
+
+
+def _accuracy(s: Scores | None, k: int) -> float | None:
+    if s is None:
+        return None
+    y = column_labels(s)
+    return topk_accuracy(s.probs, y, k) if (y >= 0).any() else None
+
+
+def ensemble_rows(ens: Ensemble, names: Sequence[str]) -> list[EnsembleRow]:
+    """Top-1 / top-5 of every input (named by ``names``) and of the ensemble, last; the
+    validation top-1 where validation scores are known."""
+    vals: Sequence[Scores | None] = ens.val_inputs if ens.val_inputs is not None else [None] * len(ens.inputs)
+    rows = [
+        EnsembleRow(name, w, _accuracy(v, 1), _accuracy(s, 1), _accuracy(s, 5))
+        for name, w, s, v in zip(names, ens.weights, ens.inputs, vals, strict=True)
+    ]
+    rows.append(EnsembleRow("ensemble", 1.0, _accuracy(ens.val_scores, 1), _accuracy(ens.scores, 1),
+                            _accuracy(ens.scores, 5), fused=True))
+    return rows
+
+
+def input_name(item: str | Path) -> str:
+    """How the table names an input: a run folder by its name, a file by its path as given."""
+    p = Path(item)
+    return p.name if p.is_dir() else str(p)

@@ -184,3 +184,58 @@ def test_folder_output_nests_as_an_input(two: tuple[Path, Path], tmp_path: Path)
     assert run_ensemble([a, b])[0].val_scores is None
     with_val = run_ensemble([a, b], [1, 1], val_inputs=[runs[0] / "scores-val.csv", runs[1] / "scores-val.csv"])[0]
     assert with_val.val_scores is not None
+
+
+def test_write_ensemble_csv_or_folder(two: tuple[Path, Path], tmp_path: Path) -> None:
+    """The library writer: a .csv is one file (plus the report when labelled), anything else a
+    folder with both splits; an existing output is refused unless overwrite."""
+    from mgcli.ensemble import output_paths, write_ensemble
+    from mgcli.errors import OutputExistsError
+
+    a, b = two
+    ens, _ = run_ensemble([a, b], [1, 3])
+    files = write_ensemble(ens, tmp_path / "e.csv")
+    assert files.scores == [tmp_path / "e.csv"]
+    assert files.report == [tmp_path / "e-report.json", tmp_path / "e-confusion.png"]
+    np.testing.assert_allclose(read_scores(tmp_path / "e.csv").probs, ens.scores.probs, atol=1e-6)
+    with pytest.raises(OutputExistsError, match="pass --overwrite"):
+        write_ensemble(ens, tmp_path / "e.csv")
+    assert write_ensemble(ens, tmp_path / "e.csv", overwrite=True).scores == [tmp_path / "e.csv"]
+    # a folder without validation scores holds the test side only
+    assert output_paths(tmp_path / "f") == {"test": tmp_path / "f/scores-test.csv", "val": tmp_path / "f/scores-val.csv"}
+    assert write_ensemble(ens, tmp_path / "f").scores == [tmp_path / "f/scores-test.csv"]
+    assert not (tmp_path / "f/scores-val.csv").exists()
+    # with validation scores both splits land in the folder; a CSV output keeps the test side only
+    with_val, _ = run_ensemble([a, b], [1, 3], val_inputs=[b, a])
+    files = write_ensemble(with_val, tmp_path / "g")
+    assert files.scores == [tmp_path / "g/scores-test.csv", tmp_path / "g/scores-val.csv"]
+    assert with_val.val_scores is not None
+    np.testing.assert_allclose(read_scores(tmp_path / "g/scores-val.csv").probs, with_val.val_scores.probs, atol=1e-6)
+    assert write_ensemble(with_val, tmp_path / "h.CSV").scores == [tmp_path / "h.CSV"]
+    # unlabelled test scores: no report
+    s = read_scores(a)
+    unlabelled = _csv(tmp_path / "u.csv", s.clip_ids, [-1] * 3, s.probs.tolist())
+    files = write_ensemble(run_ensemble([unlabelled])[0], tmp_path / "u-ens.csv")
+    assert files.report == [] and not (tmp_path / "u-ens-report.json").exists()
+
+
+def test_ensemble_rows(two: tuple[Path, Path], tmp_path: Path) -> None:
+    from mgcli.ensemble import ensemble_rows, input_name
+
+    a, b = two
+    ens, _ = run_ensemble([a, b], [1, 3])
+    rows = ensemble_rows(ens, ["a", "b"])
+    assert [r.name for r in rows] == ["a", "b", "ensemble"] and [r.fused for r in rows] == [False, False, True]
+    assert [r.weight for r in rows] == [0.25, 0.75, 1.0]
+    # a: argmax 0, 0, 2 against labels 0, 1, 2; b: c1 -> 1, c2 -> 1, c3 -> 2 (aligned to a's order)
+    assert rows[0].test_top1 == pytest.approx(2 / 3) and rows[1].test_top1 == pytest.approx(2 / 3)
+    assert rows[2].test_top1 == pytest.approx(2 / 3) and rows[2].test_top5 == 1.0
+    assert all(r.val_top1 is None for r in rows)  # no validation side
+    with_val, _ = run_ensemble([a, b], [1, 0], val_inputs=[a, b])
+    assert ensemble_rows(with_val, ["a", "b"])[2].val_top1 == pytest.approx(2 / 3)
+    s = read_scores(a)
+    unlabelled = _csv(tmp_path / "u.csv", s.clip_ids, [-1] * 3, s.probs.tolist())
+    (row, fused) = ensemble_rows(run_ensemble([unlabelled])[0], ["u"])
+    assert row.test_top1 is None and fused.test_top5 is None
+    (tmp_path / "run").mkdir()
+    assert input_name(tmp_path / "run") == "run" and input_name(a) == str(a)
