@@ -210,18 +210,10 @@ def extract_pose_cmd(
     from rich.table import Table
 
     from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
-    from mgcli.pose.backends import BackendSpec
+    from mgcli.pose.backends import backend_spec
     from mgcli.pose.extract import ExtractOptions, extract_pose
 
-    spec = None
-    if backend is not None:
-        options: dict[str, Any] = {}
-        if backend == "mmpose":
-            options = dict(
-                config=pose_config, checkpoint=pose_checkpoint, det_config=det_config,
-                det_checkpoint=det_checkpoint, device=device, batch_size=batch_size,
-            )  # fmt: skip
-        spec = BackendSpec(backend, options)
+    spec = backend_spec(backend, pose_config, pose_checkpoint, det_config, det_checkpoint, device, batch_size)
     opts = ExtractOptions(
         source=source, backend=spec, layout=layout, skeleton_file=skeleton_file, max_persons=max_persons,
         frames_out=frames_out, frame_size=frame_size, jpeg_quality=jpeg_quality, scope=scope,

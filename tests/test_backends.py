@@ -160,3 +160,25 @@ def test_mmpose_alias_offline_fails_cleanly(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.exit_code == 2
     assert "cannot load MMPose model 'human'" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_backend_spec_from_the_cli_options(tmp_path: Path) -> None:
+    """The model options reach only the mmpose backend; without --pose-config it stops with one line."""
+    from typer.testing import CliRunner
+
+    from mgcli.cli import app
+    from mgcli.errors import MgError
+    from mgcli.pose.backends import backend_spec
+
+    assert backend_spec(None, pose_config="x.py") is None
+    assert backend_spec("mediapipe", pose_config="x.py", device="cuda") == BackendSpec("mediapipe")
+    spec = backend_spec("mmpose", "cfg.py", "w.pth", det_config="det.py", device="cpu", batch_size=4)
+    assert spec == BackendSpec("mmpose", {"config": "cfg.py", "checkpoint": "w.pth", "det_config": "det.py",
+                                          "det_checkpoint": None, "device": "cpu", "batch_size": 4})
+    bare = backend_spec("mmpose")
+    assert bare is not None and bare.options["batch_size"] == 16 and bare.options["config"] is None
+    with pytest.raises(MgError, match="needs --pose-config"):
+        bare.create()  # checked before MMPose is imported
+    r = CliRunner().invoke(app, ["extract-pose", str(carphone()), "-o", str(tmp_path / "p.h5"), "--source", "video",
+                                 "--backend", "mmpose"])
+    assert r.exit_code == 2 and "needs --pose-config" in r.stderr and "Traceback" not in r.stderr

@@ -62,3 +62,29 @@ class BackendSpec:
 
             return MMPoseBackend(**self.options)
         raise MgError(f"unknown pose backend {self.name!r} (known: {', '.join(BACKENDS)})")
+
+
+def backend_spec(
+    name: str | None,
+    pose_config: str | None = None,
+    pose_checkpoint: str | None = None,
+    det_config: str | None = None,
+    det_checkpoint: str | None = None,
+    device: str | None = None,
+    batch_size: int = 16,
+) -> BackendSpec | None:
+    """The spec of ``--backend NAME`` (``None`` without one). The model options only reach the
+    ``mmpose`` backend; the MediaPipe backends take none and ignore them."""
+    if name is None:
+        return None
+    if name != "mmpose":
+        return BackendSpec(name)
+    options = {
+        "config": pose_config,
+        "checkpoint": pose_checkpoint,
+        "det_config": det_config,
+        "det_checkpoint": det_checkpoint,
+        "device": device,
+        "batch_size": batch_size,
+    }
+    return BackendSpec(name, options)
