@@ -109,3 +109,11 @@ def test_bad_configuration_and_inputs():
         m(x_pose, x_rgb)
     with pytest.raises(ValueError, match="batch"):
         m(x_rgb, x_pose[:1])
+
+
+def test_one_head_by_default_so_keys_hold_every_temporal_value():
+    m = CrossModalFusion(C1, C2, hidden=HIDDEN, tokens=8)
+    assert m.heads == 1
+    w_rgb, w_pose = m.attention_weights(torch.randn(2, C1, 8, 3, 3), torch.randn(2, C2, 32, 3, 3))
+    assert w_rgb.shape == w_pose.shape == (2, 1, HIDDEN, HIDDEN)  # one C' x C' map per sample
+    torch.testing.assert_close(m.scale, 1 / 8**0.5)  # keys of length 8

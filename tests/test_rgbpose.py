@@ -294,7 +294,7 @@ def test_merge_unwraps_checkpoints_and_names_bad_keys():
 
 def test_cmf_sits_at_the_exchange_points_and_starts_as_the_identity():
     plain = tiny_model().eval()
-    fused = tiny_model(cmf=True, cmf_hidden=8, cmf_heads=2, cmf_tokens=2).eval()
+    fused = tiny_model(cmf=True, cmf_hidden=8, cmf_tokens=2).eval()
     cmf = fused.backbone.cmf
     assert sorted(cmf) == ["1", "2"]
     # level j meets the output of RGB stage j (width 8: 64, 128 channels) and of pose stage j-1 (16, 32)
@@ -314,7 +314,7 @@ def test_cmf_sits_at_the_exchange_points_and_starts_as_the_identity():
             level.pose_out.weight.normal_(0, 0.5)
         c = fused(rgb, pose)
     assert not torch.allclose(a["rgb"], c["rgb"]) and not torch.allclose(a["pose"], c["pose"])
-    only_one = tiny_model(cmf=True, cmf_levels=(2,), cmf_hidden=8, cmf_heads=2, cmf_tokens=2)
+    only_one = tiny_model(cmf=True, cmf_levels=(2,), cmf_hidden=8, cmf_tokens=2)
     assert sorted(only_one.backbone.cmf) == ["2"]
     assert not tiny_model(cmf=False).backbone.cmf
     with pytest.raises(ValueError, match="cmf_levels"):
@@ -353,7 +353,7 @@ def test_prm_per_pathway_adds_its_loss_in_training_only():
 def test_cmf_laterals_read_the_maps_before_re_weighting():
     """Eq. 4: X_rgb' = [X''_rgb; Conv3d(X_pose)], X_pose' = [X''_pose; ConvT3d(X_rgb)] -- each lateral
     reads the other pathway's raw map, while each pathway keeps its own re-weighted one."""
-    model = tiny_model(cmf=True, cmf_hidden=8, cmf_heads=1, cmf_tokens=2).eval()
+    model = tiny_model(cmf=True, cmf_hidden=8, cmf_tokens=2).eval()
     net = model.backbone
     for level in net.cmf.values():  # non-zero attention: the re-weighted maps differ from the raw ones
         level.rgb_out.weight.normal_(0, 0.5)

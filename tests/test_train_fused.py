@@ -21,7 +21,7 @@ from mgcli.train.loop import launch
 TINY_FUSED = [
     "model.name=rgbpose_conv3d", "model.rgb_base=4", "model.pose_base=4",
     "model.rgb_stage_blocks=[1,1,1,1]", "model.pose_stage_blocks=[1,1,1]", "model.speed_ratio=2",
-    "model.cmf=true", "model.cmf_hidden=8", "model.cmf_heads=2", "model.cmf_tokens=2",
+    "model.cmf=true", "model.cmf_hidden=8", "model.cmf_tokens=2",
     "model.prm=true", "model.prm_dim=8",
     "data.view.rgb_len=2", "data.view.speed_ratio=2", "data.view.num_clips=2",
     "data.view.resize=40", "data.view.train_size=32", "data.view.test_size=32",

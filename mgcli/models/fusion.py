@@ -16,8 +16,10 @@ Steps, with the choices the paper leaves open (all configurable):
 2. **Channel-wise cross-attention.** Each of the ``C'`` channels is an attention token whose feature
    vector is its ``L`` temporal values. ``Q^m, K^m, V^m`` are per-modality ``nn.Linear(C', C')``
    maps applied at every temporal step (i.e. ``W X'_m`` mixes channels, ``X'_m`` being ``C' x L``),
-   giving ``[N, C', L]`` each. Heads split the ``L`` features (``tokens % heads == 0``; default 4
-   heads of ``L / heads`` features). RGB queries attend to pose keys/values and pose queries to RGB
+   giving ``[N, C', L]`` each. One head by default: each ``C' x C'`` map then compares keys of
+   all ``L`` temporal values (8 in the paper's setting). Heads are an option, but they split those
+   ``L`` values (``tokens % heads == 0``), so 4 heads of an 8-token stream would compare channels by
+   2 values each, too few to say how alike two channels' time courses are. RGB queries attend to pose keys/values and pose queries to RGB
    keys/values: ``softmax(Q K^T / sqrt(L / heads))`` is ``[N, heads, C', C']`` (rows sum to 1,
    optional dropout on it), times ``V`` gives ``[N, C', L]`` after merging heads. No output
    projection inside the attention; the maps below play that role.
@@ -52,13 +54,13 @@ class CrossModalFusion(nn.Module):
         rgb_channels: ``C1``, channels of the RGB feature map.
         pose_channels: ``C2``, channels of the pose feature map.
         hidden: ``C'``, the shared hidden size.
-        heads: attention heads; they split the ``tokens`` temporal features.
+        heads: attention heads; they split the ``tokens`` temporal features (default 1, see above).
         tokens: temporal steps both streams are pooled to before the attention.
         speed_ratio: pose frames per RGB frame; stride of the pose map's transposed convolution.
         dropout: dropout on the attention weights.
     """
 
-    def __init__(self, rgb_channels: int, pose_channels: int, hidden: int = 256, heads: int = 4,
+    def __init__(self, rgb_channels: int, pose_channels: int, hidden: int = 256, heads: int = 1,
                  tokens: int = 8, speed_ratio: int = 4, dropout: float = 0.0) -> None:
         super().__init__()
         if min(rgb_channels, pose_channels, hidden, heads, tokens, speed_ratio) < 1:

@@ -177,7 +177,7 @@ class RGBPoseConv3D(nn.Module):
         zero_init_residual: bool = True,
         cmf_levels: Sequence[int] = (),
         cmf_hidden: int = 256,
-        cmf_heads: int = 4,
+        cmf_heads: int = 1,
         cmf_tokens: int = 8,
     ) -> None:
         super().__init__()
@@ -456,7 +456,7 @@ def rgbpose_conv3d(
     cmf: bool = False,
     cmf_levels: tuple[int, ...] = (1, 2),
     cmf_hidden: int = 256,
-    cmf_heads: int = 4,
+    cmf_heads: int = 1,
     cmf_tokens: int = 8,
     prm: bool = False,
     prm_dim: int = 256,
