@@ -325,19 +325,6 @@ ModelOpt = Annotated[
                  "agcn-bone, mvit-v2-s, token-fusion."),
 ]
 
-# --model shorthands: the model name plus the data options it implies.
-MODEL_ALIASES: dict[str, list[str]] = {
-    "agcn-joint": ["model.name=agcn", "data.view.stream=joint"],
-    "agcn-bone": ["model.name=agcn", "data.view.stream=bone"],
-}
-
-
-def model_overrides(model: str | None) -> list[str]:
-    """``--model`` as config overrides (``mvit-v2-s`` is ``model.name=mvit_v2_s``)."""
-    if model is None:
-        return []
-    return MODEL_ALIASES.get(model, [f"model.name={model.replace('-', '_')}"])
-
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(
@@ -364,6 +351,7 @@ def _train_command(
     model: str | None = None,
 ) -> None:
     from mgcli.models import MODELS
+    from mgcli.models.aliases import model_overrides
     from mgcli.train.config import load_config
     from mgcli.train.loop import launch
 

@@ -68,3 +68,40 @@ def test_subprocess_entry_point(mini_release: Path, tmp_path: Path) -> None:
     assert bad.stderr.strip() == f"error: {tmp_path / 'x.h5'}: not an mgcli artifact (expected a folder, .h5, .csv or .pt)"
     mod = subprocess.run([sys.executable, "-m", "mgcli", "--version"], capture_output=True, text=True)
     assert mod.returncode == 0 and __version__ in mod.stdout
+
+
+def test_model_aliases_as_overrides() -> None:
+    from mgcli.models.aliases import MODEL_ALIASES, model_overrides
+
+    assert model_overrides(None) == []
+    assert model_overrides("agcn-joint") == ["model.name=agcn", "data.view.stream=joint"]
+    assert model_overrides("agcn-bone") == ["model.name=agcn", "data.view.stream=bone"]
+    assert model_overrides("mvit-v2-s") == ["model.name=mvit_v2_s"]
+    assert model_overrides("token-fusion") == ["model.name=token_fusion"]
+    assert model_overrides("posec3d_slowonly") == ["model.name=posec3d_slowonly"]
+    model_overrides("agcn-bone").append("x=1")  # the caller's list, not the table's
+    assert MODEL_ALIASES["agcn-bone"] == ["model.name=agcn", "data.view.stream=bone"]
+    # train-branch --help names every alias
+    r = runner.invoke(app, ["train-branch", "--help"], env={"COLUMNS": "300"})
+    assert all(alias in r.output for alias in MODEL_ALIASES)
+
+
+def test_model_aliases_module_needs_no_torch() -> None:
+    """The aliases module itself imports nothing heavy (loaded alone, with torch unimportable)."""
+    import mgcli.models.aliases as aliases
+
+    code = (
+        "import importlib.abc, importlib.util, sys\n"
+        "class NoTorch(importlib.abc.MetaPathFinder):\n"
+        "    def find_spec(self, name, path, target=None):\n"
+        "        if name.split('.')[0] == 'torch':\n"
+        "            raise ImportError('no torch here')\n"
+        "sys.meta_path.insert(0, NoTorch())\n"
+        f"spec = importlib.util.spec_from_file_location('aliases', {aliases.__file__!r})\n"
+        "mod = importlib.util.module_from_spec(spec)\n"
+        "spec.loader.exec_module(mod)\n"
+        "print(mod.model_overrides('agcn-bone'))\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "['model.name=agcn', 'data.view.stream=bone']"
