@@ -13,7 +13,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from mgcli import __version__
+from mgcli import __version__, output
 from mgcli.errors import MgError
 
 app = typer.Typer(
@@ -207,8 +207,6 @@ def extract_pose_cmd(
     videos. Interrupted runs continue with --resume; an unreadable video is reported and skipped
     while the others complete (exit code 1).
     """
-    from rich.table import Table
-
     from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
     from mgcli.pose.backends import backend_spec
     from mgcli.pose.extract import ExtractOptions, extract_pose
@@ -241,15 +239,8 @@ def extract_pose_cmd(
         report = extract_pose(
             root, out, opts, lm, clips, test_labels, overwrite, resume, on_start, on_progress, on_video
         )
-    table = Table(title=f"extract-pose: {report.source} -> {report.layout}", title_justify="left")
-    for col in ("video", "status", "frames", "model frames", "clips", "seconds"):
-        table.add_column(col, justify="left" if col in ("video", "status") else "right")
-    for o in report.outcomes:
-        status = "[dim]done earlier[/]" if o.skipped else "[green]ok[/]" if o.ok else f"[red]failed[/]: {o.message}"
-        model = f"{o.processed:,}" if o.processed else "-"
-        table.add_row(o.video_id, status, f"{o.frames:,}", model, str(o.clips), f"{o.seconds:.1f}")
     if not state.quiet or report.failed:
-        console.print(table)
+        console.print(output.extract_table(report))
     outputs = f"{report.poses}" + (f" and {report.frames}" if report.frames else "")
     ok = len(report.outcomes) - len(report.failed)
     console.print(f"[green]wrote[/] {outputs}: {ok} videos in {report.seconds:.1f} s")
@@ -295,7 +286,7 @@ def build_heatmaps_cmd(
 
     if preview is not None:
         png = draw_preview(poses, preview, out)
-        console.print(f"[green]wrote[/] {png}")
+        console.print(output.wrote([png]))
         return
     opts = BuildOptions(kind=kind, sigma=sigma, size=size, padding=padding, dtype=dtype, layout=layout,
                         splits=tuple(s.strip() for s in splits.split(",") if s.strip()))  # fmt: skip
@@ -367,28 +358,19 @@ def _train_command(
     metrics = launch(cfg, gpus=gpus, procs=procs, cpu=cpu, resume=resume, overwrite=overwrite, quiet=state.quiet)
     if not metrics:  # a torchrun process other than rank 0
         return
-    for split, s in metrics.get("splits", {}).items():
+    splits = metrics.get("splits", {})
+    for split, s in splits.items():
         if s["n"]:
-            console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "
-                          f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
-    _print_fusion_table(metrics.get("splits", {}))
+            console.print(output.metrics_line(s, split))
+    _print_fusion_table(splits)
     console.print(f"[green]wrote[/] {cfg.run_dir}/ (model.pt, scores-*.csv, metrics.json, plots)")
 
 
 def _print_fusion_table(splits: dict) -> None:
-    """The late-fusion table of a two-pathway run: each modality alone and the fused ratios."""
-    from rich.table import Table
-
-    tables = {split: s["late_fusion"] for split, s in splits.items() if s.get("late_fusion")}
-    if not tables:
-        return
-    table = Table(title="late fusion (rgb:pose), top-1 / top-5")
-    table.add_column("scores")
-    for split in tables:
-        table.add_column(split, justify="right")
-    for row in next(iter(tables.values())):
-        table.add_row(row, *(f"{t[row]['top1']:.4f} / {t[row]['top5']:.4f}" for t in tables.values()))
-    console.print(table)
+    """The late-fusion table of a two-pathway run, when it has one."""
+    table = output.fusion_table(splits)
+    if table is not None:
+        console.print(table)
 
 
 @app.command(
@@ -505,20 +487,15 @@ def evaluate_cmd(
 
     path, s = evaluate_checkpoint(checkpoint, split, data, out, batch_size, workers, overwrite,
                                   use_cuda=not cpu, quiet=state.quiet)  # fmt: skip
-    if s["n"]:
-        console.print(f"{split}: top-1 [bold]{s['top1']:.4f}[/]  top-5 {s['top5']:.4f}  "
-                      f"mean class acc {s['mean_class_accuracy']:.4f}  ({s['n']} clips)")  # fmt: skip
-    else:
-        console.print(f"{split}: no labels, scores only")
-    if s.get("late_fusion"):
-        _print_fusion_table({split: s})
-    console.print(f"[green]wrote[/] {path}")
+    console.print(output.metrics_line(s, split))
+    _print_fusion_table({split: s})
+    console.print(output.wrote([path]))
     if s["n"]:
         from mgcli.io.scores import read_scores
         from mgcli.report import write_report
 
         _, files = write_report(read_scores(path), path.with_suffix(""), title=path.name)
-        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
+        console.print(output.wrote(files))
 
 
 @app.command(
@@ -556,8 +533,6 @@ def ensemble_cmd(
     validation scores and apply them to the test scores. Prints top-1 / top-5 of every input and
     of the ensemble where labels exist, and writes the fused scores in the same CSV shape.
     """
-    from rich.table import Table
-
     from mgcli.ensemble import check_ensemble_output, ensemble_rows, input_name, run_ensemble, write_ensemble
 
     check_ensemble_output(out, overwrite)
@@ -569,53 +544,13 @@ def ensemble_cmd(
             raise MgError(f"--weights must be comma-separated numbers, got {weights!r}") from None
     ens, info = run_ensemble(inputs, parsed, logits, val, step, search=search_weights)
     files = write_ensemble(ens, out, overwrite=True)
-    show_val = ens.val_inputs is not None
-    table = Table(title="ensemble")
-    cols = ("scores", "weight", *(("val top-1",) if show_val else ()), "test top-1", "test top-5")
-    for col in cols:
-        table.add_column(col, justify="left" if col == "scores" else "right", overflow="fold")
-
-    def acc(v: float | None) -> str:
-        return "-" if v is None else f"{v:.4f}"
-
-    for r in ensemble_rows(ens, [input_name(i) for i in inputs]):
-        name = f"[bold]{r.name}[/]" if r.fused else r.name
-        table.add_row(name, f"{r.weight:.3f}", *((acc(r.val_top1),) if show_val else ()), acc(r.test_top1),
-                      acc(r.test_top5))
-    console.print(table)
+    rows = ensemble_rows(ens, [input_name(i) for i in inputs])
+    console.print(output.ensemble_table(rows, show_val=ens.val_inputs is not None))
     if info is not None:
         console.print(f"weights searched on the validation scores (step {step}): val top-1 {info['val_top1']:.4f}")
-    s = ens.scores
-    console.print(f"[green]wrote[/] {', '.join(map(str, files.scores))} ({len(s.clip_ids)} clips, {len(s.classes)} classes)")
+    console.print(output.wrote(files.scores, f"{len(ens.scores.clip_ids)} clips, {len(ens.scores.classes)} classes"))
     if files.report:
-        console.print("[green]wrote[/] " + ", ".join(str(f) for f in files.report))
-
-
-def _print_report(report: dict, files: list[Path], top: int = 10) -> None:
-    """The summary, per-class table (classes present or predicted) and most confused pairs."""
-    from rich.table import Table
-
-    console.print(f"top-1 [bold]{report['top1']:.4f}[/]  top-5 {report['top5']:.4f}  "
-                  f"mean class acc {report['mean_class_accuracy']:.4f}  ({report['n']} clips)")  # fmt: skip
-    table = Table(title="per class")
-    for col in ("class", "name", "precision", "recall", "support"):
-        table.add_column(col, justify="left" if col == "name" else "right")
-
-    def fmt(v: float | None) -> str:
-        return "-" if v is None else f"{v:.3f}"
-
-    for name, r in report["per_class"].items():
-        if r["support"] or r["precision"] is not None:
-            table.add_row(str(r["class"]), name, fmt(r["precision"]), fmt(r["recall"]), str(r["support"]))
-    console.print(table)
-    if report["confused_pairs"]:
-        pairs = Table(title="most confused (true -> predicted)")
-        for col in ("true", "predicted", "clips"):
-            pairs.add_column(col, justify="right" if col == "clips" else "left")
-        for c in report["confused_pairs"][:top]:
-            pairs.add_row(c["true"], c["predicted"], str(c["count"]))
-        console.print(pairs)
-    console.print("[green]wrote[/] " + ", ".join(str(f) for f in files))
+        console.print(output.wrote(files.report))
 
 
 @app.command("report", epilog="Example: [bold]mg report runs/sample_rgbpose/scores-val.csv[/]")
@@ -643,7 +578,10 @@ def report_cmd(
         names = [lm.names[c] if 0 <= c < lm.num_classes else f"class {c}" for c in s.classes]
     prefix = out if out is not None else scores.with_suffix("")
     report, files = write_report(s, prefix, names, title=scores.name)
-    _print_report(report, files, top)
+    console.print(output.metrics_line(report))
+    for table in output.report_tables(report, top):
+        console.print(table)
+    console.print(output.wrote(files))
 
 
 @app.command(
@@ -672,7 +610,7 @@ def submit_cmd(
     if out is None:
         out = Path(FORMATS[fmt].member).with_suffix(".zip") if fmt in FORMATS else Path("prediction.zip")
     path, n = write_submission(scores, clips, fmt, out, overwrite)
-    console.print(f"[green]wrote[/] {path} ({fmt}: {n} test clips)")
+    console.print(output.wrote([path], f"{fmt}: {n} test clips"))
 
 
 @app.command("models", epilog="Example: [bold]mg models[/]")
@@ -681,15 +619,9 @@ def models_cmd(
     num_classes: Annotated[int, typer.Option(help="Classes for the parameter count.")] = 32,
 ) -> None:
     """The models a config can name, with parameter counts and input shapes at the paper's sizes."""
-    from rich.table import Table
-
     from mgcli.models import model_table
 
-    table = Table("model", "reads", "parameters", "input per sample", "description")
-    table.columns[0].no_wrap = table.columns[2].no_wrap = True
-    for row in model_table(num_classes):
-        table.add_row(row["name"], row["input_kind"], f"{row['params'] / 1e6:.2f} M", row["input"], row["description"])
-    console.print(table)
+    console.print(output.models_table(model_table(num_classes)))
 
 
 def main() -> None:

@@ -105,3 +105,63 @@ def test_model_aliases_module_needs_no_torch() -> None:
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "['model.name=agcn', 'data.view.stream=bone']"
+
+
+def _text(renderable: object) -> str:
+    import io
+
+    from rich.console import Console
+
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(renderable)
+    return buf.getvalue()
+
+
+def test_output_metrics_line_and_wrote() -> None:
+    from mgcli import output
+
+    m = {"n": 48, "top1": 0.8125, "top5": 1.0, "mean_class_accuracy": 0.79166}
+    assert output.metrics_line(m, "val") == (
+        "val: top-1 [bold]0.8125[/]  top-5 1.0000  mean class acc 0.7917  (48 clips)"
+    )
+    assert _text(output.metrics_line(m)) == "top-1 0.8125  top-5 1.0000  mean class acc 0.7917  (48 clips)\n"
+    assert output.metrics_line({"n": 0, "top1": None}, "test") == "test: no labels, scores only"
+    assert _text(output.wrote([Path("a.csv"), "b.png"], "3 clips")) == "wrote a.csv, b.png (3 clips)\n"
+    assert _text(output.wrote([Path("a.csv")])) == "wrote a.csv\n"
+
+
+def test_output_tables() -> None:
+    from mgcli import output
+    from mgcli.ensemble import EnsembleRow
+
+    fusion = {"rgb": {"top1": 0.5, "top5": 0.9}, "pose": {"top1": 0.75, "top5": 1.0}}
+    splits = {"val": {"n": 4, "late_fusion": fusion}, "test": {"n": 4, "late_fusion": fusion}, "x": {"n": 1}}
+    text = _text(output.fusion_table(splits))
+    assert "late fusion (rgb:pose)" in text and "0.5000 / 0.9000" in text and "0.7500 / 1.0000" in text
+    header = next(line for line in text.splitlines() if "scores" in line)
+    assert "val" in header and "test" in header and "x" not in header.replace("scores", "")
+    assert output.fusion_table({"val": {"n": 4}}) is None
+    rows = [EnsembleRow("runs/a", 0.25, None, 0.5, None), EnsembleRow("ensemble", 1.0, None, 0.75, 1.0, fused=True)]
+    text = _text(output.ensemble_table(rows, show_val=False))
+    assert "val top-1" not in text
+    assert any(line.split("│")[1:-1] == [" runs/a   ", "  0.250 ", "     0.5000 ", "          - "]
+               for line in text.splitlines())
+    assert "val top-1" in _text(output.ensemble_table(rows, show_val=True))
+    report = {
+        "per_class": {
+            "turtle neck": {"class": 0, "precision": 0.5, "recall": 1.0, "support": 1},
+            "deep breath": {"class": 1, "precision": None, "recall": 0.0, "support": 2},
+            "touch hat": {"class": 2, "precision": None, "recall": None, "support": 0},  # neither: left out
+        },
+        "confused_pairs": [{"true": "deep breath", "predicted": "turtle neck", "count": 2},
+                           {"true": "touch hat", "predicted": "deep breath", "count": 1}],
+    }
+    per_class, pairs = output.report_tables(report, top=1)
+    text = _text(per_class)
+    assert "turtle neck" in text and "0.500" in text and "deep breath" in text and "touch hat" not in text
+    text = _text(pairs)
+    assert "most confused" in text and "deep breath" in text and "touch hat" not in text  # top 1 pair only
+    assert len(output.report_tables({**report, "confused_pairs": []})) == 1
+    text = _text(output.models_table([{"name": "agcn", "input_kind": "poses", "params": 3_450_000,
+                                       "input": "3 x 64 x 17 x 2", "description": "2s-AGCN"}]))
+    assert "agcn" in text and "3.45 M" in text

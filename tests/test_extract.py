@@ -159,3 +159,28 @@ def test_overwrite_is_refused_without_the_flag(mini_release: Path, tmp_path: Pat
     r = runner.invoke(app, ["extract-pose", str(mini_release), "-o", str(out), "--layout", "coco17"])
     assert r.exit_code == 2 and "already exists" in r.stderr and out.read_text() == "keep me"
     assert not parts_dir_for(out).exists()
+
+
+def test_summary_table_rows() -> None:
+    import io
+
+    from rich.console import Console
+
+    from mgcli.output import extract_table
+    from mgcli.pose.extract import ExtractReport, VideoOutcome
+
+    outcomes = [
+        VideoOutcome("0101", True, frames=1200, processed=340, clips=7, seconds=2.25),
+        VideoOutcome("0202", False, "truncated at frame 90", frames=90),
+        VideoOutcome("0303", True, frames=50, clips=1, skipped=True),
+    ]
+    report = ExtractReport(Path("p.h5"), None, "coco17", "video", outcomes)
+    buf = io.StringIO()
+    Console(file=buf, width=200, color_system=None).print(extract_table(report))
+    lines = [[c.strip() for c in line.split("│")[1:-1]] for line in buf.getvalue().splitlines() if "│" in line]
+    assert "extract-pose: video -> coco17" in buf.getvalue()
+    assert lines == [
+        ["0101", "ok", "1,200", "340", "7", "2.2"],
+        ["0202", "failed: truncated at frame 90", "90", "-", "0", "0.0"],
+        ["0303", "done earlier", "50", "-", "1", "0.0"],
+    ]
