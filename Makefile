@@ -103,7 +103,7 @@ DEMO_RUNS := $(addprefix $(DEMO)/runs/,sample_pose_joint sample_pose_limb sample
 
 demo: install $(addsuffix /scores-test.csv,$(DEMO_RUNS))
 	$(MG) ensemble $(DEMO_RUNS) --search-weights -o $(DEMO)/ensemble --overwrite
-	$(MG) submit $(DEMO)/ensemble/scores-test.csv --format kaggle2025 --clips $(DEMO)/sample \
+	$(MG) submit $(DEMO)/ensemble/scores-test.csv --format kaggle2025 --release $(DEMO)/sample \
 		-o $(DEMO)/prediction.zip --overwrite
 
 # ---------------------------------------------------------------------------------------------
@@ -162,7 +162,7 @@ reproduce: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imigue_swin
 		-o $(OUT)/ensemble/miga2023 --overwrite
 	$(MG) ensemble $(RUNS)/imigue_swin3d_b $(OUT)/ensemble/miga2023 $(RUNS)/imigue_rgbpose \
 		--search-weights -o $(OUT)/ensemble/final --overwrite
-	$(MG) submit $(OUT)/ensemble/final/scores-test.csv --format kaggle2025 --clips $(DATA) \
+	$(MG) submit $(OUT)/ensemble/final/scores-test.csv --format kaggle2025 --release $(DATA) \
 		-o $(OUT)/prediction.zip --overwrite
 
 bench: install

@@ -587,14 +587,16 @@ def report_cmd(
 @app.command(
     "submit",
     epilog=(
-        "Examples: [bold]mg submit ensemble.csv --format kaggle2025 --clips data/release -o prediction.zip[/]   "
-        "[bold]mg submit runs/rgbpose/scores-test.csv --format codalab2023 --clips data/poses.h5[/]"
+        "Examples: [bold]mg submit ensemble.csv --format kaggle2025 --release data/release -o prediction.zip[/]   "
+        "[bold]mg submit runs/rgbpose/scores-test.csv --format codalab2023 --release data/poses.h5[/]"
     ),
 )
 @handles_errors
 def submit_cmd(
     scores: Annotated[Path, typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble).")],
-    clips: Annotated[Path, typer.Option(help="The release folder, or an artifact (.h5) carrying its clip table.")],
+    release: Annotated[
+        Path, typer.Option(help="The release folder, or any artifact (.h5) carrying its clip table.")
+    ],
     fmt: Annotated[str, typer.Option("--format", help="kaggle2025 (prediction.csv: Id,Target) or codalab2023 "
                                       "(Submission.csv: id,pred, no header).")] = "kaggle2025",
     out: Annotated[
@@ -609,7 +611,7 @@ def submit_cmd(
 
     if out is None:
         out = Path(FORMATS[fmt].member).with_suffix(".zip") if fmt in FORMATS else Path("prediction.zip")
-    path, n = write_submission(scores, clips, fmt, out, overwrite)
+    path, n = write_submission(scores, release, fmt, out, overwrite)
     console.print(output.wrote([path], f"{fmt}: {n} test clips"))
 
 

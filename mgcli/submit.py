@@ -60,7 +60,7 @@ def split_clip_ids(source: str | Path, split: str = "test") -> list[str]:
                 raise MgError("no clip table in this file", source)
             table = read_table(f["clips"])
     else:
-        raise MgError("--clips must be a release folder or an artifact (.h5) with a clip table", source)
+        raise MgError("--release must be a release folder or an artifact (.h5) with a clip table", source)
     ids = table.loc[table["split"].astype(str) == split, "clip_id"].astype(str).tolist()
     if not ids:
         raise MgError(f"no {split} clips in the clip table", source)
@@ -99,14 +99,15 @@ def render_csv(table: pd.DataFrame, fmt: Format) -> bytes:
 
 
 def write_submission(
-    scores_path: str | Path, clips: str | Path, fmt: str, out: str | Path, overwrite: bool = False,
+    scores_path: str | Path, release: str | Path, fmt: str, out: str | Path, overwrite: bool = False,
     num_classes: int = 32,
 ) -> tuple[Path, int]:
-    """Validate and write the zip; returns its path and the number of clips."""
+    """Validate the scores against the test clips of ``release`` (a release folder or an artifact
+    carrying its clip table) and write the zip; returns its path and the number of clips."""
     if fmt not in FORMATS:
         raise MgError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     spec = FORMATS[fmt]
-    table = predictions(scores_path, split_clip_ids(clips), num_classes)
+    table = predictions(scores_path, split_clip_ids(release), num_classes)
     data = render_csv(table, spec)
     with atomic_output(out, overwrite) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:

@@ -57,7 +57,7 @@ def test_kaggle_and_codalab_files_byte_for_byte(tmp_path: Path, clips_h5: Path) 
     assert _member(path) == ("Submission.csv", b"0054_0,25\n0054_1,0\n0101_0,31\n")
     again, _ = write_submission(scores, clips_h5, "codalab2023", tmp_path / "again.zip")
     assert again.read_bytes() == path.read_bytes()  # reproducible zip
-    res = runner.invoke(app, ["submit", str(scores), "--clips", str(clips_h5), "-o", str(tmp_path / "p.zip")])
+    res = runner.invoke(app, ["submit", str(scores), "--release", str(clips_h5), "-o", str(tmp_path / "p.zip")])
     assert res.exit_code == 0, res.output
     assert "3 test clips" in res.output
     pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(_member(tmp_path / "p.zip")[1])),
@@ -79,7 +79,7 @@ def test_every_problem_is_listed_and_nothing_written(tmp_path: Path, clips_h5: P
         write_submission(few, clips_h5, "kaggle2025", out)
     with pytest.raises(MgError, match="--format must be one of kaggle2025, codalab2023"):
         write_submission(scores, clips_h5, "csv", out)
-    res = runner.invoke(app, ["submit", str(scores), "--clips", str(clips_h5), "-o", str(out)])
+    res = runner.invoke(app, ["submit", str(scores), "--release", str(clips_h5), "-o", str(out)])
     assert res.exit_code == 2 and "refusing to write a submission" in " ".join(res.output.split())
 
 
@@ -96,3 +96,12 @@ def test_clip_table_from_the_release(small_sample: Path, tmp_path: Path) -> None
     with pytest.raises(MgError, match="exists"):
         write_submission(scores, small_sample, "kaggle2025", path)
     assert path.read_bytes() == b"old"
+
+
+def test_release_option(tmp_path: Path, clips_h5: Path) -> None:
+    scores = _scores(tmp_path / "s.csv", TEST_IDS, [1, 2, 3])
+    res = runner.invoke(app, ["submit", str(scores), "-o", str(tmp_path / "p.zip")])
+    assert res.exit_code == 2 and "--release" in res.output  # required
+    res = runner.invoke(app, ["submit", str(scores), "--release", str(scores), "-o", str(tmp_path / "p.zip")])
+    assert res.exit_code == 2 and "--release must be a release folder or an artifact (.h5)" in res.output
+    assert not (tmp_path / "p.zip").exists()
