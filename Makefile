@@ -4,6 +4,7 @@
 #   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test needs it)
 #   make bench   the benchmarks in tests/benchmarks/
+#   make lint    ruff check and ruff format --check (config in pyproject.toml)
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -19,7 +20,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test demo reproduce bench clean clean-demo
+.PHONY: install setup-mmpose test lint demo reproduce bench clean clean-demo
 
 install: $(STAMP)
 
@@ -51,6 +52,10 @@ $(MMPOSE_STAMP): $(STAMP)
 
 test: install setup-mmpose
 	$(PY) -m pytest -q -n 2
+
+lint: install
+	$(PY) -m ruff check mgcli tests
+	$(PY) -m ruff format --check mgcli tests
 
 # ---------------------------------------------------------------------------------------------
 # make demo: every stage on the bundled synthetic sample, on CPU, in about 5 minutes:

@@ -177,26 +177,37 @@ def extract_pose_cmd(
     ] = None,
     layout: Annotated[
         str | None,
-        typer.Option(help="Convert to this keypoint layout (openpose137, openpose35, body25, coco17, mediapipe33, mediapipe75, upper22)."),
+        typer.Option(
+            help="Convert to this keypoint layout (openpose137, openpose35, body25, coco17, mediapipe33, "
+            "mediapipe75, upper22)."
+        ),
     ] = None,
     skeleton_file: Annotated[str, typer.Option(help="Released skeleton to read: auto, xlsx or light_hand.")] = "auto",
     max_persons: Annotated[int, typer.Option(help="Persons kept per video, the interviewee first.")] = 1,
     frames_out: Annotated[Path | None, typer.Option(help="Also write the RGB clip cache (frames.h5) here.")] = None,
     frame_size: Annotated[int, typer.Option(help="Short side of the cached frames.")] = 256,
     jpeg_quality: Annotated[int, typer.Option(help="JPEG quality of the cached frames.")] = 90,
-    scope: Annotated[str, typer.Option(help="Video source: run the model on frames in clips, or all frames.")] = "clips",
+    scope: Annotated[
+        str, typer.Option(help="Video source: run the model on frames in clips, or all frames.")
+    ] = "clips",
     img_shape: Annotated[
         str | None, typer.Option(help="HxW of the original videos when only skeletons are present.")
     ] = None,
     workers: Annotated[int, typer.Option(help="Videos processed in parallel.")] = 1,
-    clips: Annotated[Path | None, typer.Option(help="For plain videos: clip table clip_id,video_id,start,end[,label,split].")] = None,
+    clips: Annotated[
+        Path | None, typer.Option(help="For plain videos: clip table clip_id,video_id,start,end[,label,split].")
+    ] = None,
     test_labels: Annotated[Path | None, typer.Option(help="CSV clip_id,label with the true test labels.")] = None,
     label_map: Annotated[Path | None, typer.Option(help="CSV raw,label[,name] replacing the class table.")] = None,
     pose_config: Annotated[str | None, typer.Option(help="mmpose: model config file or model alias.")] = None,
-    pose_checkpoint: Annotated[str | None, typer.Option(help="mmpose: checkpoint file (random init if omitted).")] = None,
+    pose_checkpoint: Annotated[
+        str | None, typer.Option(help="mmpose: checkpoint file (random init if omitted).")
+    ] = None,
     det_config: Annotated[str | None, typer.Option(help="mmpose: MMDetection config for person boxes.")] = None,
     det_checkpoint: Annotated[str | None, typer.Option(help="mmpose: MMDetection checkpoint.")] = None,
-    device: Annotated[str | None, typer.Option(help="mmpose: cpu, cuda or cuda:N (default: cuda when present).")] = None,
+    device: Annotated[
+        str | None, typer.Option(help="mmpose: cpu, cuda or cuda:N (default: cuda when present).")
+    ] = None,
     batch_size: Annotated[int, typer.Option(help="mmpose: frames per forward pass.")] = 16,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run, keeping its finished videos.")] = False,
@@ -213,10 +224,18 @@ def extract_pose_cmd(
 
     spec = backend_spec(backend, pose_config, pose_checkpoint, det_config, det_checkpoint, device, batch_size)
     opts = ExtractOptions(
-        source=source, backend=spec, layout=layout, skeleton_file=skeleton_file, max_persons=max_persons,
-        frames_out=frames_out, frame_size=frame_size, jpeg_quality=jpeg_quality, scope=scope,
-        img_shape=_parse_size(img_shape) if img_shape else None, workers=max(1, workers),
-    )  # fmt: skip
+        source=source,
+        backend=spec,
+        layout=layout,
+        skeleton_file=skeleton_file,
+        max_persons=max_persons,
+        frames_out=frames_out,
+        frame_size=frame_size,
+        jpeg_quality=jpeg_quality,
+        scope=scope,
+        img_shape=_parse_size(img_shape) if img_shape else None,
+        workers=max(1, workers),
+    )
     lm = LabelMap.from_csv(label_map) if label_map else DEFAULT_LABEL_MAP
     with progress_bar() as bar:
         overall = bar.add_task("videos", total=None)
@@ -288,8 +307,15 @@ def build_heatmaps_cmd(
         png = draw_preview(poses, preview, out)
         console.print(output.wrote([png]))
         return
-    opts = BuildOptions(kind=kind, sigma=sigma, size=size, padding=padding, dtype=dtype, layout=layout,
-                        splits=tuple(s.strip() for s in splits.split(",") if s.strip()))  # fmt: skip
+    opts = BuildOptions(
+        kind=kind,
+        sigma=sigma,
+        size=size,
+        padding=padding,
+        dtype=dtype,
+        layout=layout,
+        splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
+    )
     with progress_bar() as bar:
         task = bar.add_task(f"{kind} heatmaps", total=None)
         stats = build_heatmaps(
@@ -312,8 +338,12 @@ ResumeOpt = Annotated[bool, typer.Option(help="Continue runs/NAME from its last 
 OverwriteRunOpt = Annotated[bool, typer.Option(help="Replace an existing run of the same name.")]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="The model (overrides model.name): a name of `mg models`, or agcn-joint, "
-                 "agcn-bone, mvit-v2-s, token-fusion."),
+    typer.Option(
+        "--model",
+        "-m",
+        help="The model (overrides model.name): a name of `mg models`, or agcn-joint, "
+        "agcn-bone, mvit-v2-s, token-fusion.",
+    ),
 ]
 
 OverridesArg = Annotated[
@@ -389,8 +419,10 @@ def train_branch_cmd(
     model: ModelOpt = None,
     pretrained: Annotated[
         str | None,
-        typer.Option(help="Start from these weights (overrides model.pretrained): a torchvision weights name "
-                     "(imagenet, kinetics400, kinetics400_imagenet22k) or a path to a state dict."),
+        typer.Option(
+            help="Start from these weights (overrides model.pretrained): a torchvision weights name "
+            "(imagenet, kinetics400, kinetics400_imagenet22k) or a path to a state dict."
+        ),
     ] = None,
     name: RunNameOpt = None,
     out_dir: OutDirOpt = None,
@@ -408,8 +440,21 @@ def train_branch_cmd(
     matrices. Every config field can be overridden as KEY=VALUE.
     """
     more = [f"model.pretrained={pretrained}"] if pretrained is not None else []
-    _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
-                   ("heatmaps", "frames", "poses"), "train-branch", more, model=model)  # fmt: skip
+    _train_command(
+        config,
+        overrides,
+        name,
+        out_dir,
+        gpus,
+        procs,
+        cpu,
+        resume,
+        overwrite,
+        ("heatmaps", "frames", "poses"),
+        "train-branch",
+        more,
+        model=model,
+    )
 
 
 @app.command(
@@ -428,8 +473,11 @@ def train_fused_cmd(
     model: ModelOpt = None,
     init_from: Annotated[
         tuple[Path, Path] | None,
-        typer.Option(help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from "
-                     "(token-fusion: the MViT and the AGCN runs).", metavar="RGB.pt POSE.pt"),
+        typer.Option(
+            help="RGB and pose branch checkpoints (model.pt of train-branch runs) to start from "
+            "(token-fusion: the MViT and the AGCN runs).",
+            metavar="RGB.pt POSE.pt",
+        ),
     ] = None,
     no_cmf: Annotated[bool, typer.Option("--no-cmf", help="No Cross-Modal Fusion Module (plain laterals).")] = False,
     no_prm: Annotated[bool, typer.Option("--no-prm", help="No Prototypical Refinement Module loss.")] = False,
@@ -461,8 +509,21 @@ def train_fused_cmd(
         more.append("model.cmf=false")
     if no_prm:
         more.append("model.prm=false")
-    _train_command(config, overrides, name, out_dir, gpus, procs, cpu, resume, overwrite,
-                   ("rgbpose", "rgbskeleton"), "train-fused", more, model=model)  # fmt: skip
+    _train_command(
+        config,
+        overrides,
+        name,
+        out_dir,
+        gpus,
+        procs,
+        cpu,
+        resume,
+        overwrite,
+        ("rgbpose", "rgbskeleton"),
+        "train-fused",
+        more,
+        model=model,
+    )
 
 
 @app.command(
@@ -485,8 +546,9 @@ def evaluate_cmd(
     """Evaluate a saved model alone: multi-view test, softmax averaged over views, scores CSV."""
     from mgcli.train.loop import evaluate_checkpoint
 
-    path, s = evaluate_checkpoint(checkpoint, split, data, out, batch_size, workers, overwrite,
-                                  use_cuda=not cpu, quiet=state.quiet)  # fmt: skip
+    path, s = evaluate_checkpoint(
+        checkpoint, split, data, out, batch_size, workers, overwrite, use_cuda=not cpu, quiet=state.quiet
+    )
     console.print(output.metrics_line(s, split))
     _print_fusion_table({split: s})
     console.print(output.wrote([path]))
@@ -511,8 +573,12 @@ def ensemble_cmd(
     inputs: Annotated[list[Path], typer.Argument(help="Test scores CSVs, or run folders (their scores-test.csv).")],
     out: Annotated[
         Path,
-        typer.Option("--out", "-o", help="The fused scores CSV, or a folder: scores-test.csv and scores-val.csv in it "
-                     "(itself an input of another mg ensemble)."),
+        typer.Option(
+            "--out",
+            "-o",
+            help="The fused scores CSV, or a folder: scores-test.csv and scores-val.csv in it "
+            "(itself an input of another mg ensemble).",
+        ),
     ],
     weights: Annotated[str | None, typer.Option(help="Comma-separated weights, one per input (normalised).")] = None,
     search_weights: Annotated[
@@ -520,8 +586,10 @@ def ensemble_cmd(
     ] = False,
     val: Annotated[
         list[Path] | None,
-        typer.Option(help="Validation scores, one per input in order, for --search-weights and the val column "
-                     "(default: run folders' scores-val.csv)."),
+        typer.Option(
+            help="Validation scores, one per input in order, for --search-weights and the val column "
+            "(default: run folders' scores-val.csv)."
+        ),
     ] = None,
     step: Annotated[float, typer.Option(help="Grid step of --search-weights.")] = 0.1,
     logits: Annotated[bool, typer.Option("--logits", help="The inputs are logits: softmax each first.")] = False,
@@ -594,11 +662,14 @@ def report_cmd(
 @handles_errors
 def submit_cmd(
     scores: Annotated[Path, typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble).")],
-    release: Annotated[
-        Path, typer.Option(help="The release folder, or any artifact (.h5) carrying its clip table.")
-    ],
-    fmt: Annotated[str, typer.Option("--format", help="kaggle2025 (prediction.csv: Id,Target) or codalab2023 "
-                                      "(Submission.csv: id,pred, no header).")] = "kaggle2025",
+    release: Annotated[Path, typer.Option(help="The release folder, or any artifact (.h5) carrying its clip table.")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            help="kaggle2025 (prediction.csv: Id,Target) or codalab2023 (Submission.csv: id,pred, no header).",
+        ),
+    ] = "kaggle2025",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="The zip (default: prediction.zip / Submission.zip).")
     ] = None,

@@ -50,12 +50,19 @@ def load_aligned(paths: Sequence[str | Path], logits: bool = False) -> list[Scor
         if out:
             ref = out[0]
             if s.classes != ref.classes:
-                raise DataError(f"class columns differ from {paths[0]} ({len(s.classes)} vs {len(ref.classes)}, "
-                                f"first difference at column {_first_difference(s.classes, ref.classes)})", path)
+                raise DataError(
+                    f"class columns differ from {paths[0]} ({len(s.classes)} vs {len(ref.classes)}, "
+                    f"first difference at column {_first_difference(s.classes, ref.classes)})",
+                    path,
+                )
             if set(s.clip_ids) != set(ref.clip_ids):
                 missing = sorted(set(ref.clip_ids) - set(s.clip_ids))
                 extra = sorted(set(s.clip_ids) - set(ref.clip_ids))
-                detail = f"{len(missing)} missing (e.g. {missing[0]})" if missing else f"{len(extra)} extra (e.g. {extra[0]})"
+                detail = (
+                    f"{len(missing)} missing (e.g. {missing[0]})"
+                    if missing
+                    else f"{len(extra)} extra (e.g. {extra[0]})"
+                )
                 raise DataError(f"clip ids differ from {paths[0]}: {detail}", path)
             index = {c: i for i, c in enumerate(s.clip_ids)}
             order = np.array([index[c] for c in ref.clip_ids])
@@ -63,8 +70,9 @@ def load_aligned(paths: Sequence[str | Path], logits: bool = False) -> list[Scor
             known = (s.labels >= 0) & (ref.labels >= 0)
             if (s.labels[known] != ref.labels[known]).any():
                 i = int(np.flatnonzero(known & (s.labels != ref.labels))[0])
-                raise DataError(f"clip {ref.clip_ids[i]} is labelled {s.labels[i]} here but {ref.labels[i]} in "
-                                f"{paths[0]}", path)
+                raise DataError(
+                    f"clip {ref.clip_ids[i]} is labelled {s.labels[i]} here but {ref.labels[i]} in {paths[0]}", path
+                )
         out.append(s)
     return out
 
@@ -157,12 +165,16 @@ def run_ensemble(
     test_paths = [resolve_pair(i, "test") for i in inputs]
     tests = load_aligned(test_paths, logits)
     val_paths = [resolve_pair(i, "val") for i in (val_inputs or inputs)]
-    if not (search or val_inputs or all(Path(i).is_dir() and v.is_file() for i, v in zip(inputs, val_paths))):
+    if not (
+        search or val_inputs or all(Path(i).is_dir() and v.is_file() for i, v in zip(inputs, val_paths, strict=True))
+    ):
         val_paths = []
     vals = None
     if val_paths:
         if len(val_paths) != len(test_paths):
-            raise MgError(f"{len(val_paths)} validation files for {len(test_paths)} inputs (give them in the same order)")
+            raise MgError(
+                f"{len(val_paths)} validation files for {len(test_paths)} inputs (give them in the same order)"
+            )
         vals = load_aligned(val_paths, logits)
         if vals[0].classes != tests[0].classes:
             raise DataError("the validation scores have other class columns than the test scores", val_paths[0])
@@ -251,8 +263,16 @@ def ensemble_rows(ens: Ensemble, names: Sequence[str]) -> list[EnsembleRow]:
         EnsembleRow(name, w, _accuracy(v, 1), _accuracy(s, 1), _accuracy(s, 5))
         for name, w, s, v in zip(names, ens.weights, ens.inputs, vals, strict=True)
     ]
-    rows.append(EnsembleRow("ensemble", 1.0, _accuracy(ens.val_scores, 1), _accuracy(ens.scores, 1),
-                            _accuracy(ens.scores, 5), fused=True))
+    rows.append(
+        EnsembleRow(
+            "ensemble",
+            1.0,
+            _accuracy(ens.val_scores, 1),
+            _accuracy(ens.scores, 1),
+            _accuracy(ens.scores, 5),
+            fused=True,
+        )
+    )
     return rows
 
 

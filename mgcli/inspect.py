@@ -224,8 +224,10 @@ def describe_checkpoint(path: Path) -> RenderableType:
         ("model", cfg.get("model", "?") if isinstance(cfg, dict) else "?"),
         ("tensors", f"{len(sd)} ({params:,} floating-point values)"),
         ("classes", len(ckpt["class_names"])),
-        ("extra keys", ", ".join(k for k in ckpt if k not in ("schema", "mgcli_version", "state_dict", "config", "class_names")) or "-"),
+        (
+            "extra keys",
+            ", ".join(k for k in ckpt if k not in ("schema", "mgcli_version", "state_dict", "config", "class_names"))
+            or "-",
+        ),
     ]
     return _kv(f"checkpoint: {path}", items)
-
-

@@ -50,7 +50,9 @@ def confusion_matrix(labels: np.ndarray, preds: np.ndarray, num_classes: int) ->
     labels, preds = labels[keep], preds[keep]
     if (labels >= num_classes).any() or (preds < 0).any() or (preds >= num_classes).any():
         raise MgError(f"labels or predictions outside the {num_classes} classes")
-    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    return np.bincount(labels * num_classes + preds, minlength=num_classes * num_classes).reshape(
+        num_classes, num_classes
+    )
 
 
 def per_class_accuracy(cm: np.ndarray) -> np.ndarray:
@@ -125,8 +127,15 @@ def plot_confusion(cm: np.ndarray, class_names: Sequence[str], out_png: str | Pa
     ax.set_ylabel("true (samples)", fontsize=font + 2)
     if k <= 20:
         for t, p in zip(*np.nonzero(cm), strict=True):
-            ax.text(p, t, str(cm[t, p]), ha="center", va="center", fontsize=font,
-                    color="white" if norm[t, p] > 0.5 else "black")  # fmt: skip
+            ax.text(
+                p,
+                t,
+                str(cm[t, p]),
+                ha="center",
+                va="center",
+                fontsize=font,
+                color="white" if norm[t, p] > 0.5 else "black",
+            )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.02).ax.tick_params(labelsize=font)
     if title:
         ax.set_title(title, fontsize=font + 3)
@@ -220,14 +229,16 @@ def score_report(scores: Any, class_names: Sequence[str] | None = None, top_pair
         for name, c, p, r, n in zip(class_names, scores.classes, precision, recall, cm.sum(1), strict=True)
     }
     summary["confused_pairs"] = [
-        {"true": str(class_names[t]), "predicted": str(class_names[p]), "count": n} for t, p, n in confused_pairs(cm, top_pairs)
+        {"true": str(class_names[t]), "predicted": str(class_names[p]), "count": n}
+        for t, p, n in confused_pairs(cm, top_pairs)
     ]
     summary["class_names"] = [str(n) for n in class_names]
     return summary
 
 
-def write_report(scores: Any, out_prefix: str | Path, class_names: Sequence[str] | None = None,
-                 title: str = "") -> tuple[dict[str, Any], list[Path]]:
+def write_report(
+    scores: Any, out_prefix: str | Path, class_names: Sequence[str] | None = None, title: str = ""
+) -> tuple[dict[str, Any], list[Path]]:
     """``{prefix}-report.json`` and ``{prefix}-confusion.png`` for a labelled scores file."""
     import json
 

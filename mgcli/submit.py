@@ -99,7 +99,11 @@ def render_csv(table: pd.DataFrame, fmt: Format) -> bytes:
 
 
 def write_submission(
-    scores_path: str | Path, release: str | Path, fmt: str, out: str | Path, overwrite: bool = False,
+    scores_path: str | Path,
+    release: str | Path,
+    fmt: str,
+    out: str | Path,
+    overwrite: bool = False,
     num_classes: int = 32,
 ) -> tuple[Path, int]:
     """Validate the scores against the test clips of ``release`` (a release folder or an artifact

@@ -50,7 +50,11 @@ def test_mediapipe_on_a_photo(name: str) -> None:
     kp, sc = dets[0].keypoint, dets[0].score
     assert kp.shape == (get_layout(backend.layout).num_joints, 2)
     lay = backend.layout
-    nose, shoulders, hips = _y(kp, lay, "nose"), _y(kp, lay, "left_shoulder", "right_shoulder"), _y(kp, lay, "left_hip", "right_hip")
+    nose, shoulders, hips = (
+        _y(kp, lay, "nose"),
+        _y(kp, lay, "left_shoulder", "right_shoulder"),
+        _y(kp, lay, "left_hip", "right_hip"),
+    )
     assert nose < shoulders < hips
     body = kp[:25]
     assert (body[:, 0] > 0).all() and (body[:, 0] < 512).all()
@@ -64,7 +68,9 @@ def test_mediapipe_on_a_photo(name: str) -> None:
 def test_mediapipe_on_a_video_of_a_person(tmp_path: Path) -> None:
     videos, _ = carphone_folder(tmp_path, "carphone")
     out = tmp_path / "poses.h5"
-    report = extract_pose(videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe"), layout="coco17"))
+    report = extract_pose(
+        videos, out, ExtractOptions(source="video", backend=BackendSpec("mediapipe"), layout="coco17")
+    )
     assert not report.failed
     with PosesFile(out) as p:
         assert p.layout == "coco17" and p.source.startswith("video:mediapipe")
@@ -127,7 +133,9 @@ def test_mmpose_with_an_mmdet_detector() -> None:
     from mgcli.pose.backends.mmpose import _import_mmpose
 
     mmpose, _ = _import_mmpose()
-    det_cfg = Path(mmpose.__file__).parent / ".mim" / "demo" / "mmdetection_cfg" / "rtmdet_nano_320-8xb32_coco-person.py"
+    det_cfg = (
+        Path(mmpose.__file__).parent / ".mim" / "demo" / "mmdetection_cfg" / "rtmdet_nano_320-8xb32_coco-person.py"
+    )
     backend = _mmpose_spec(det_config=str(det_cfg), bbox_thr=0.0).create()
     dets = backend.process([skimage.data.astronaut()])
     assert len(dets) == 1
@@ -139,7 +147,9 @@ def test_mmpose_end_to_end_on_a_video(tmp_path: Path) -> None:
     torch.manual_seed(0)  # random weights: make the run repeatable
     videos, table = carphone_folder(tmp_path, "c", "clip_id,video_id,start,end\nc_0,c,10,21\n")
     out = tmp_path / "poses.h5"
-    report = extract_pose(videos, out, ExtractOptions(source="video", backend=_mmpose_spec(), layout="upper22"), clips_csv=table)
+    report = extract_pose(
+        videos, out, ExtractOptions(source="video", backend=_mmpose_spec(), layout="upper22"), clips_csv=table
+    )
     assert not report.failed and report.outcomes[0].processed == 12
     with PosesFile(out) as p:
         assert p.layout == "upper22" and "mmpose" in p.source
@@ -155,9 +165,22 @@ def test_mmpose_alias_offline_fails_cleanly(tmp_path: Path) -> None:
     from mgcli.cli import app
 
     r = CliRunner().invoke(
-        app, ["extract-pose", str(carphone()), "-o", str(tmp_path / "p.h5"), "--source", "video",
-              "--backend", "mmpose", "--pose-config", "human", "--device", "cpu"],
-    )  # fmt: skip
+        app,
+        [
+            "extract-pose",
+            str(carphone()),
+            "-o",
+            str(tmp_path / "p.h5"),
+            "--source",
+            "video",
+            "--backend",
+            "mmpose",
+            "--pose-config",
+            "human",
+            "--device",
+            "cpu",
+        ],
+    )
     assert r.exit_code == 2
     assert "cannot load MMPose model 'human'" in r.stderr and "Traceback" not in r.stderr
 
@@ -173,12 +196,22 @@ def test_backend_spec_from_the_cli_options(tmp_path: Path) -> None:
     assert backend_spec(None, pose_config="x.py") is None
     assert backend_spec("mediapipe", pose_config="x.py", device="cuda") == BackendSpec("mediapipe")
     spec = backend_spec("mmpose", "cfg.py", "w.pth", det_config="det.py", device="cpu", batch_size=4)
-    assert spec == BackendSpec("mmpose", {"config": "cfg.py", "checkpoint": "w.pth", "det_config": "det.py",
-                                          "det_checkpoint": None, "device": "cpu", "batch_size": 4})
+    assert spec == BackendSpec(
+        "mmpose",
+        {
+            "config": "cfg.py",
+            "checkpoint": "w.pth",
+            "det_config": "det.py",
+            "det_checkpoint": None,
+            "device": "cpu",
+            "batch_size": 4,
+        },
+    )
     bare = backend_spec("mmpose")
     assert bare is not None and bare.options["batch_size"] == 16 and bare.options["config"] is None
     with pytest.raises(MgError, match="needs --pose-config"):
         bare.create()  # checked before MMPose is imported
-    r = CliRunner().invoke(app, ["extract-pose", str(carphone()), "-o", str(tmp_path / "p.h5"), "--source", "video",
-                                 "--backend", "mmpose"])
+    r = CliRunner().invoke(
+        app, ["extract-pose", str(carphone()), "-o", str(tmp_path / "p.h5"), "--source", "video", "--backend", "mmpose"]
+    )
     assert r.exit_code == 2 and "needs --pose-config" in r.stderr and "Traceback" not in r.stderr

@@ -21,8 +21,19 @@ def test_version_and_help() -> None:
     assert r.exit_code == 0
     assert "sample-data" in r.output and "inspect" in r.output
     # only commands that work end to end are registered
-    commands = {"sample-data", "inspect", "extract-pose", "build-heatmaps", "train-branch", "train-fused", "evaluate",
-                "ensemble", "report", "submit", "models"}
+    commands = {
+        "sample-data",
+        "inspect",
+        "extract-pose",
+        "build-heatmaps",
+        "train-branch",
+        "train-fused",
+        "evaluate",
+        "ensemble",
+        "report",
+        "submit",
+        "models",
+    }
     assert set(typer.main.get_command(app).commands) == commands
     for cmd in sorted(commands):
         r = runner.invoke(app, [cmd, "--help"])
@@ -65,7 +76,9 @@ def test_subprocess_entry_point(mini_release: Path, tmp_path: Path) -> None:
     (tmp_path / "x.h5").write_text("junk")
     bad = subprocess.run([str(mg), "inspect", str(tmp_path / "x.h5")], capture_output=True, text=True, env=env)
     assert bad.returncode == 2
-    assert bad.stderr.strip() == f"error: {tmp_path / 'x.h5'}: not an mgcli artifact (expected a folder, .h5, .csv or .pt)"
+    assert (
+        bad.stderr.strip() == f"error: {tmp_path / 'x.h5'}: not an mgcli artifact (expected a folder, .h5, .csv or .pt)"
+    )
     mod = subprocess.run([sys.executable, "-m", "mgcli", "--version"], capture_output=True, text=True)
     assert mod.returncode == 0 and __version__ in mod.stdout
 
@@ -144,8 +157,10 @@ def test_output_tables() -> None:
     rows = [EnsembleRow("runs/a", 0.25, None, 0.5, None), EnsembleRow("ensemble", 1.0, None, 0.75, 1.0, fused=True)]
     text = _text(output.ensemble_table(rows, show_val=False))
     assert "val top-1" not in text
-    assert any(line.split("│")[1:-1] == [" runs/a   ", "  0.250 ", "     0.5000 ", "          - "]
-               for line in text.splitlines())
+    assert any(
+        line.split("│")[1:-1] == [" runs/a   ", "  0.250 ", "     0.5000 ", "          - "]
+        for line in text.splitlines()
+    )
     assert "val top-1" in _text(output.ensemble_table(rows, show_val=True))
     report = {
         "per_class": {
@@ -153,8 +168,10 @@ def test_output_tables() -> None:
             "deep breath": {"class": 1, "precision": None, "recall": 0.0, "support": 2},
             "touch hat": {"class": 2, "precision": None, "recall": None, "support": 0},  # neither: left out
         },
-        "confused_pairs": [{"true": "deep breath", "predicted": "turtle neck", "count": 2},
-                           {"true": "touch hat", "predicted": "deep breath", "count": 1}],
+        "confused_pairs": [
+            {"true": "deep breath", "predicted": "turtle neck", "count": 2},
+            {"true": "touch hat", "predicted": "deep breath", "count": 1},
+        ],
     }
     per_class, pairs = output.report_tables(report, top=1)
     text = _text(per_class)
@@ -162,6 +179,17 @@ def test_output_tables() -> None:
     text = _text(pairs)
     assert "most confused" in text and "deep breath" in text and "touch hat" not in text  # top 1 pair only
     assert len(output.report_tables({**report, "confused_pairs": []})) == 1
-    text = _text(output.models_table([{"name": "agcn", "input_kind": "poses", "params": 3_450_000,
-                                       "input": "3 x 64 x 17 x 2", "description": "2s-AGCN"}]))
+    text = _text(
+        output.models_table(
+            [
+                {
+                    "name": "agcn",
+                    "input_kind": "poses",
+                    "params": 3_450_000,
+                    "input": "3 x 64 x 17 x 2",
+                    "description": "2s-AGCN",
+                }
+            ]
+        )
+    )
     assert "agcn" in text and "3.45 M" in text

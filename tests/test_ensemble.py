@@ -16,18 +16,18 @@ from mgcli.io.scores import read_scores, write_scores
 runner = CliRunner()
 
 
-def _csv(path: Path, ids: list[str], labels: list[int], probs: list[list[float]], classes: list[int] | None = None) -> Path:
+def _csv(
+    path: Path, ids: list[str], labels: list[int], probs: list[list[float]], classes: list[int] | None = None
+) -> Path:
     write_scores(path, ids, labels, np.asarray(probs, np.float64), classes)
     return path
 
 
 @pytest.fixture
 def two(tmp_path: Path) -> tuple[Path, Path]:
-    a = _csv(tmp_path / "a.csv", ["c1", "c2", "c3"], [0, 1, 2],
-             [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])  # fmt: skip
+    a = _csv(tmp_path / "a.csv", ["c1", "c2", "c3"], [0, 1, 2], [[0.6, 0.3, 0.1], [0.5, 0.4, 0.1], [0.2, 0.2, 0.6]])
     # the same clips in another order
-    b = _csv(tmp_path / "b.csv", ["c3", "c1", "c2"], [2, 0, 1],
-             [[0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.0, 1.0, 0.0]])  # fmt: skip
+    b = _csv(tmp_path / "b.csv", ["c3", "c1", "c2"], [2, 0, 1], [[0.1, 0.1, 0.8], [0.2, 0.7, 0.1], [0.0, 1.0, 0.0]])
     return a, b
 
 
@@ -69,6 +69,7 @@ def test_search_finds_the_known_best_weights(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     ids = [f"v_{i}" for i in range(10)]
     labels = rng.integers(0, 3, 10)
+
     def model(right: range) -> np.ndarray:
         p = np.zeros((10, 3))
         for i in range(10):
@@ -80,6 +81,7 @@ def test_search_finds_the_known_best_weights(tmp_path: Path) -> None:
                 p[i] = 0.2
                 p[i, wrong] = 0.6
         return p
+
     pa, pb = model(range(0, 6)), model(range(4, 10))
     val_a = _csv(tmp_path / "va.csv", ids, list(labels), pa.tolist())
     val_b = _csv(tmp_path / "vb.csv", ids, list(labels), pb.tolist())
@@ -96,8 +98,9 @@ def test_search_finds_the_known_best_weights(tmp_path: Path) -> None:
         (tmp_path / name).mkdir()
         _csv(tmp_path / name / "scores-val.csv", ids, list(labels), p.tolist())
         _csv(tmp_path / name / "scores-test.csv", ids, [-1] * 10, p.tolist())
-    res = runner.invoke(app, ["ensemble", str(tmp_path / "ra"), str(tmp_path / "rb"), "--search-weights",
-                              "-o", str(tmp_path / "s.csv")])  # fmt: skip
+    res = runner.invoke(
+        app, ["ensemble", str(tmp_path / "ra"), str(tmp_path / "rb"), "--search-weights", "-o", str(tmp_path / "s.csv")]
+    )
     assert res.exit_code == 0, res.output
     assert "val top-1 1.0000" in res.output
     np.testing.assert_allclose(read_scores(tmp_path / "s.csv").probs, (pa + pb) / 2, atol=1e-6)
@@ -118,16 +121,24 @@ def test_simplex_grid_and_weights() -> None:
 @pytest.mark.parametrize(
     ("rows_b", "message"),
     [
-        ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc2,1,0.5,0.5,0\nc9,2,0.2,0.2,0.6\n", "clip ids differ from .*1 missing \\(e.g. c3\\)"),
+        (
+            "clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc2,1,0.5,0.5,0\nc9,2,0.2,0.2,0.6\n",
+            "clip ids differ from .*1 missing \\(e.g. c3\\)",
+        ),
         ("clip_id,label,0,1\nc1,0,0.5,0.5\nc2,1,0.5,0.5\nc3,1,0.2,0.8\n", "class columns differ"),
         ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc1,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "duplicated clip id c1"),
         ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc2,1,nan,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 3: class 0 is empty, NaN"),
         ("clip_id,label,0,1,2\nc1,0,1.5,-0.5,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 2: negative probability"),
-        ("clip_id,label,0,1,2\nc1,0,0.5,0.6,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "row 2: probabilities sum to 1.1000"),
+        (
+            "clip_id,label,0,1,2\nc1,0,0.5,0.6,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n",
+            "row 2: probabilities sum to 1.1000",
+        ),
         ("clip_id,label,0,1,2\nc1,1,0.5,0.5,0\nc2,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "clip c1 is labelled 1 here but 0"),
     ],
 )
-def test_malformed_inputs_are_one_line_exit_2(two: tuple[Path, Path], tmp_path: Path, rows_b: str, message: str) -> None:
+def test_malformed_inputs_are_one_line_exit_2(
+    two: tuple[Path, Path], tmp_path: Path, rows_b: str, message: str
+) -> None:
     a, _ = two
     bad = tmp_path / "bad.csv"
     bad.write_text(rows_b)
@@ -202,7 +213,10 @@ def test_write_ensemble_csv_or_folder(two: tuple[Path, Path], tmp_path: Path) ->
         write_ensemble(ens, tmp_path / "e.csv")
     assert write_ensemble(ens, tmp_path / "e.csv", overwrite=True).scores == [tmp_path / "e.csv"]
     # a folder without validation scores holds the test side only
-    assert output_paths(tmp_path / "f") == {"test": tmp_path / "f/scores-test.csv", "val": tmp_path / "f/scores-val.csv"}
+    assert output_paths(tmp_path / "f") == {
+        "test": tmp_path / "f/scores-test.csv",
+        "val": tmp_path / "f/scores-val.csv",
+    }
     assert write_ensemble(ens, tmp_path / "f").scores == [tmp_path / "f/scores-test.csv"]
     assert not (tmp_path / "f/scores-val.csv").exists()
     # with validation scores both splits land in the folder; a CSV output keeps the test side only

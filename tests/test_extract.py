@@ -106,7 +106,9 @@ def test_corrupt_and_truncated_videos_are_reported(small_sample: Path, tmp_path:
     v3 = root / "test_data/0003/0003.mp4"
     v3.write_bytes(v3.read_bytes()[: v3.stat().st_size // 2])
     out, frames = tmp_path / "poses.h5", tmp_path / "frames.h5"
-    r = runner.invoke(app, ["extract-pose", str(root), "-o", str(out), "--frames-out", str(frames), "--frame-size", "64"])
+    r = runner.invoke(
+        app, ["extract-pose", str(root), "-o", str(out), "--frames-out", str(frames), "--frame-size", "64"]
+    )
     assert r.exit_code == 1, r.output
     assert "2 video(s) failed" in r.stderr
     assert "0002" in r.output and "cannot open video" in r.output

@@ -11,7 +11,6 @@ import pandas as pd
 import pytest
 import torch
 
-from mgcli.io.frames import resize_short_side
 from mgcli.errors import DataError, OutputExistsError, SchemaError
 from mgcli.io import (
     FramesFile,
@@ -28,6 +27,7 @@ from mgcli.io import (
     save_checkpoint,
     write_scores,
 )
+from mgcli.io.frames import resize_short_side
 
 CLIPS = pd.DataFrame(
     {
@@ -122,7 +122,8 @@ import sys, time, numpy as np, pandas as pd
 from mgcli.io import PosesWriter, VideoPoses
 w = PosesWriter(sys.argv[1], "coco17", "x", [])
 for i in range(10_000):
-    w.add_video(VideoPoses(f"{i:04d}", np.zeros((1, 50, 17, 2), np.float32), np.zeros((1, 50, 17), np.float32), (1, 1), 25.0, 50))
+    kp, score = np.zeros((1, 50, 17, 2), np.float32), np.zeros((1, 50, 17), np.float32)
+    w.add_video(VideoPoses(f"{i:04d}", kp, score, (1, 1), 25.0, 50))
     w.f.flush()
     print("wrote", flush=True)
     time.sleep(0.01)

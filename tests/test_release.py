@@ -15,8 +15,13 @@ def test_clip_table_of_the_mini_release(mini_release: Path) -> None:
     assert clips["clip_id"].tolist() == ["0101_0", "0101_1", "0101_2", "0202_0", "0303_0", "0303_1"]
     row = clips.set_index("clip_id").loc["0101_1"]
     assert (row["video_id"], row["split"], row["start"], row["end"], row["raw_label"], row["label"]) == (
-        "0101", "train", 12, 20, 99, 31,
-    )  # fmt: skip
+        "0101",
+        "train",
+        12,
+        20,
+        99,
+        31,
+    )
     assert clips.set_index("clip_id").loc["0101_0", "label"] == 3
     assert clips.set_index("clip_id").loc["0202_0", "split"] == "val"
     # test label files carry dummy classes: unknown until true labels are given

@@ -25,9 +25,16 @@ TEST_IDS = ["0054_0", "0054_1", "0101_0"]
 def clips_h5(tmp_path: Path) -> Path:
     import h5py
 
-    table = pd.DataFrame({"clip_id": ["0001_0", *TEST_IDS], "video_id": ["0001", "0054", "0054", "0101"],
-                          "split": ["train", "test", "test", "test"], "start": [0, 0, 10, 0], "end": [5, 9, 20, 7],
-                          "label": [3, -1, -1, -1]})  # fmt: skip
+    table = pd.DataFrame(
+        {
+            "clip_id": ["0001_0", *TEST_IDS],
+            "video_id": ["0001", "0054", "0054", "0101"],
+            "split": ["train", "test", "test", "test"],
+            "start": [0, 0, 10, 0],
+            "end": [5, 9, 20, 7],
+            "label": [3, -1, -1, -1],
+        }
+    )
     path = tmp_path / "clips.h5"
     with h5py.File(path, "w") as f:
         write_table(f.create_group("clips"), table)
@@ -60,8 +67,10 @@ def test_kaggle_and_codalab_files_byte_for_byte(tmp_path: Path, clips_h5: Path) 
     res = runner.invoke(app, ["submit", str(scores), "--release", str(clips_h5), "-o", str(tmp_path / "p.zip")])
     assert res.exit_code == 0, res.output
     assert "3 test clips" in res.output
-    pd.testing.assert_frame_equal(pd.read_csv(io.BytesIO(_member(tmp_path / "p.zip")[1])),
-                                  pd.DataFrame({"Id": ["0054_0", "0054_1", "0101_0"], "Target": [25, 0, 31]}))
+    pd.testing.assert_frame_equal(
+        pd.read_csv(io.BytesIO(_member(tmp_path / "p.zip")[1])),
+        pd.DataFrame({"Id": ["0054_0", "0054_1", "0101_0"], "Target": [25, 0, 31]}),
+    )
 
 
 def test_every_problem_is_listed_and_nothing_written(tmp_path: Path, clips_h5: Path) -> None:

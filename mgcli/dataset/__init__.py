@@ -4,6 +4,13 @@ from mgcli.dataset.labels import CLASS_NAMES, DEFAULT_LABEL_MAP, LabelMap
 from mgcli.dataset.release import CLIP_COLUMNS, SPLITS, Release, VideoEntry, classify_folder, probe_video
 
 __all__ = [
-    "CLASS_NAMES", "CLIP_COLUMNS", "DEFAULT_LABEL_MAP", "SPLITS", "LabelMap", "Release", "VideoEntry",
-    "classify_folder", "probe_video",
-]  # fmt: skip
+    "CLASS_NAMES",
+    "CLIP_COLUMNS",
+    "DEFAULT_LABEL_MAP",
+    "SPLITS",
+    "LabelMap",
+    "Release",
+    "VideoEntry",
+    "classify_folder",
+    "probe_video",
+]

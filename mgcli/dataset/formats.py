@@ -32,9 +32,7 @@ LIGHT_HAND_POINTS = 35
 # Fingertip indices inside a 21-point OpenPose hand: thumb, index, middle, ring, pinky.
 FINGERTIPS = (4, 8, 12, 16, 20)
 # Where each of the 35 light_hand joints sits in the 137-point layout.
-LIGHT_HAND_FROM_OPENPOSE = (
-    tuple(range(25)) + tuple(95 + t for t in FINGERTIPS) + tuple(116 + t for t in FINGERTIPS)
-)
+LIGHT_HAND_FROM_OPENPOSE = tuple(range(25)) + tuple(95 + t for t in FINGERTIPS) + tuple(116 + t for t in FINGERTIPS)
 
 
 # --------------------------------------------------------------------------- label files
@@ -85,9 +83,7 @@ def read_openpose_xlsx(path: str | Path) -> np.ndarray:
     except Exception as e:  # calamine raises its own types for corrupt zips/xml
         raise DataError(f"not a readable xlsx file ({e})", path) from None
     if df.shape[1] != 3 * OPENPOSE_POINTS:
-        raise DataError(
-            f"expected {3 * OPENPOSE_POINTS} columns (137 points x, y, conf), got {df.shape[1]}", path
-        )
+        raise DataError(f"expected {3 * OPENPOSE_POINTS} columns (137 points x, y, conf), got {df.shape[1]}", path)
     try:
         values = df.to_numpy(dtype=np.float32, na_value=0.0)
     except (ValueError, TypeError):
@@ -112,14 +108,18 @@ _XLSX_STATIC = {
         '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
         '<Default Extension="rels" ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
         '<Default Extension="xml" ContentType="application/xml"/>'
-        '<Override PartName="/xl/workbook.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
-        '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
+        '<Override PartName="/xl/workbook.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+        '<Override PartName="/xl/worksheets/sheet1.xml" '
+        'ContentType="application/vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/>'
         "</Types>"
     ),
     "_rels/.rels": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" Target="xl/workbook.xml"/>'
+        '<Relationship Id="rId1" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/officeDocument" '
+        'Target="xl/workbook.xml"/>'
         "</Relationships>"
     ),
     "xl/workbook.xml": (
@@ -131,7 +131,9 @@ _XLSX_STATIC = {
     "xl/_rels/workbook.xml.rels": (
         '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
         '<Relationships xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
-        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" Target="worksheets/sheet1.xml"/>'
+        '<Relationship Id="rId1" '
+        'Type="http://schemas.openxmlformats.org/officeDocument/2006/relationships/worksheet" '
+        'Target="worksheets/sheet1.xml"/>'
         "</Relationships>"
     ),
 }
@@ -183,9 +185,7 @@ def read_light_hand_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
         raise DataError(f"not a readable CSV ({str(e).strip()})", path) from None
     expected = 1 + 3 * LIGHT_HAND_POINTS
     if df.shape[1] != expected:
-        raise DataError(
-            f"expected {expected} columns (frame index + 35 joints x, y, c), got {df.shape[1]}", path
-        )
+        raise DataError(f"expected {expected} columns (frame index + 35 joints x, y, c), got {df.shape[1]}", path)
     try:
         values = df.to_numpy(dtype=np.float64, na_value=0.0)
     except (ValueError, TypeError):

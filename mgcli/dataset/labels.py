@@ -20,13 +20,39 @@ from pathlib import Path
 from mgcli.errors import DataError
 
 CLASS_NAMES: tuple[str, ...] = (
-    "turtle neck", "deep breath", "touch hat", "touch face", "touch forehead", "cover face",
-    "rub eyes", "touch other face part", "touch ears", "bite nails", "touch chin", "touch neck",
-    "play hair", "adjust tie", "touch chest", "scratch back", "fold arm", "tidy sleeve",
-    "put arm back", "move torso", "sit straight", "scratch arm", "rub hand", "cross finger",
-    "minaret hand", "play things", "withdraw arms", "head up", "bit lip", "arm akimbo",
-    "shake shoulder", "illustrative",
-)  # fmt: skip
+    "turtle neck",
+    "deep breath",
+    "touch hat",
+    "touch face",
+    "touch forehead",
+    "cover face",
+    "rub eyes",
+    "touch other face part",
+    "touch ears",
+    "bite nails",
+    "touch chin",
+    "touch neck",
+    "play hair",
+    "adjust tie",
+    "touch chest",
+    "scratch back",
+    "fold arm",
+    "tidy sleeve",
+    "put arm back",
+    "move torso",
+    "sit straight",
+    "scratch arm",
+    "rub hand",
+    "cross finger",
+    "minaret hand",
+    "play things",
+    "withdraw arms",
+    "head up",
+    "bit lip",
+    "arm akimbo",
+    "shake shoulder",
+    "illustrative",
+)
 
 NON_MG_RAW = 99
 
@@ -101,6 +127,4 @@ class LabelMap:
         return cls(table, tuple(names.get(i, default[i]) for i in range(n)), source=str(path))
 
 
-DEFAULT_LABEL_MAP = LabelMap(
-    {**{raw: raw - 1 for raw in range(1, 33)}, NON_MG_RAW: 31}, CLASS_NAMES
-)
+DEFAULT_LABEL_MAP = LabelMap({**{raw: raw - 1 for raw in range(1, 33)}, NON_MG_RAW: 31}, CLASS_NAMES)

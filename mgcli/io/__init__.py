@@ -7,10 +7,22 @@ from mgcli.io.poses import PosesFile, PosesWriter, VideoPoses
 from mgcli.io.scores import Scores, check_probabilities, read_scores, write_scores
 
 __all__ = [
-    "AtomicOutput", "FramesFile", "FramesWriter", "HeatmapsFile", "HeatmapsWriter", "PosesFile",
-    "PosesWriter", "Scores", "VideoPoses", "atomic_output", "check_probabilities", "load_checkpoint",
-    "read_scores", "save_checkpoint", "write_scores",
-]  # fmt: skip
+    "AtomicOutput",
+    "FramesFile",
+    "FramesWriter",
+    "HeatmapsFile",
+    "HeatmapsWriter",
+    "PosesFile",
+    "PosesWriter",
+    "Scores",
+    "VideoPoses",
+    "atomic_output",
+    "check_probabilities",
+    "load_checkpoint",
+    "read_scores",
+    "save_checkpoint",
+    "write_scores",
+]
 
 
 def __getattr__(name: str) -> object:

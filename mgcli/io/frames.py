@@ -62,7 +62,9 @@ class FramesWriter(H5Writer):
         class_names: Sequence[str] = (),
         overwrite: bool = False,
     ) -> None:
-        super().__init__(path, overwrite, short_side=int(short_side), quality=int(quality), class_names=list(class_names))
+        super().__init__(
+            path, overwrite, short_side=int(short_side), quality=int(quality), class_names=list(class_names)
+        )
         self.short_side, self.quality = int(short_side), int(quality)
         self._frames = self.f.create_group("frames")
 

@@ -20,6 +20,7 @@ import numpy as np
 from mgcli.errors import SchemaError
 from mgcli.io.h5 import H5Artifact, H5Writer
 
+
 @dataclass
 class VideoPoses:
     video_id: str

@@ -101,4 +101,6 @@ def check_probabilities(scores: Scores, path: str | Path, atol: float = 1e-3) ->
     off = np.abs(sums - 1.0) > atol
     if off.any():
         r = int(np.flatnonzero(off)[0])
-        raise DataError(f"row {r + 2}: probabilities sum to {sums[r]:.4f}, not 1 (pass --logits if these are logits)", path)
+        raise DataError(
+            f"row {r + 2}: probabilities sum to {sums[r]:.4f}, not 1 (pass --logits if these are logits)", path
+        )

@@ -181,7 +181,9 @@ def process_video(
             info = probe_video(job.video) if job.video is not None else None
             if info is not None and len(job.clips) and int(job.clips["end"].max()) >= info.frames:
                 late = job.clips.loc[job.clips["end"].idxmax()]
-                raise DataError(f"clip {late['clip_id']} ends at frame {late['end']} but the video has {info.frames}", job.video)
+                raise DataError(
+                    f"clip {late['clip_id']} ends at frame {late['end']} but the video has {info.frames}", job.video
+                )
             if source == "skeleton":
                 native, kp, sc = load_release_skeleton(job, opts.skeleton_file)
                 total = info.frames if info else len(kp)
@@ -191,7 +193,9 @@ def process_video(
                 processed = 0
                 if frames_group is not None:
                     if job.video is None:
-                        raise DataError(f"--frames-out needs the videos, but {job.video_id}.mp4 is missing", job.video_id)
+                        raise DataError(
+                            f"--frames-out needs the videos, but {job.video_id}.mp4 is missing", job.video_id
+                        )
                     _decode(job, None, frames_group, opts, lambda i, f: None, progress, 1)
             else:
                 assert backend is not None and info is not None
@@ -301,7 +305,10 @@ def extract_pose(
     root, out = Path(root), Path(out)
     # Frame counts are checked per video, so one unreadable video does not stop the others.
     jobs, table = plan(
-        root, label_map, Path(clips_csv) if clips_csv else None, Path(test_labels) if test_labels else None,
+        root,
+        label_map,
+        Path(clips_csv) if clips_csv else None,
+        Path(test_labels) if test_labels else None,
         check_frames=False,
     )
     source = _resolve_source(jobs, opts)
@@ -336,7 +343,9 @@ def extract_pose(
     todo = [j for j in jobs if j.video_id not in done]
     if on_start:
         on_start(todo, source, target)
-    outcomes = [VideoOutcome(j.video_id, True, "", clips=len(j.clips), skipped=True) for j in jobs if j.video_id in done]
+    outcomes = [
+        VideoOutcome(j.video_id, True, "", clips=len(j.clips), skipped=True) for j in jobs if j.video_id in done
+    ]
     for o in outcomes:
         if on_video:
             on_video(o)
@@ -411,7 +420,9 @@ def _run_parallel(
     threads = max(1, (os.cpu_count() or 1) // opts.workers)
     with ctx.Manager() as manager:
         queue = manager.Queue() if on_progress else None
-        with ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, queue, threads)) as pool:
+        with ProcessPoolExecutor(
+            opts.workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, queue, threads)
+        ) as pool:
             pending = {pool.submit(_worker_run, j, opts, source, target, parts / f"{j.video_id}.h5") for j in todo}
             while pending:
                 finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)

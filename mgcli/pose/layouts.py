@@ -32,40 +32,169 @@ from mgcli.errors import MgError
 
 FINGERS = ("thumb", "index", "middle", "ring", "pinky")
 BODY25 = (
-    "nose", "neck", "right_shoulder", "right_elbow", "right_wrist", "left_shoulder", "left_elbow",
-    "left_wrist", "mid_hip", "right_hip", "right_knee", "right_ankle", "left_hip", "left_knee",
-    "left_ankle", "right_eye", "left_eye", "right_ear", "left_ear", "left_big_toe",
-    "left_small_toe", "left_heel", "right_big_toe", "right_small_toe", "right_heel",
-)  # fmt: skip
+    "nose",
+    "neck",
+    "right_shoulder",
+    "right_elbow",
+    "right_wrist",
+    "left_shoulder",
+    "left_elbow",
+    "left_wrist",
+    "mid_hip",
+    "right_hip",
+    "right_knee",
+    "right_ankle",
+    "left_hip",
+    "left_knee",
+    "left_ankle",
+    "right_eye",
+    "left_eye",
+    "right_ear",
+    "left_ear",
+    "left_big_toe",
+    "left_small_toe",
+    "left_heel",
+    "right_big_toe",
+    "right_small_toe",
+    "right_heel",
+)
 BODY25_LIMBS = (
-    (1, 8), (1, 2), (1, 5), (2, 3), (3, 4), (5, 6), (6, 7), (8, 9), (9, 10), (10, 11), (8, 12),
-    (12, 13), (13, 14), (1, 0), (0, 15), (15, 17), (0, 16), (16, 18), (14, 19), (19, 20), (14, 21),
-    (11, 22), (22, 23), (11, 24),
-)  # fmt: skip
+    (1, 8),
+    (1, 2),
+    (1, 5),
+    (2, 3),
+    (3, 4),
+    (5, 6),
+    (6, 7),
+    (8, 9),
+    (9, 10),
+    (10, 11),
+    (8, 12),
+    (12, 13),
+    (13, 14),
+    (1, 0),
+    (0, 15),
+    (15, 17),
+    (0, 16),
+    (16, 18),
+    (14, 19),
+    (19, 20),
+    (14, 21),
+    (11, 22),
+    (22, 23),
+    (11, 24),
+)
 COCO17 = (
-    "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
-    "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee",
-    "right_knee", "left_ankle", "right_ankle",
-)  # fmt: skip
+    "nose",
+    "left_eye",
+    "right_eye",
+    "left_ear",
+    "right_ear",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+)
 # PoseConv3D's COCO limbs (mmaction2 GeneratePoseTarget defaults), in this order.
 COCO17_LIMBS = (
-    (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8), (8, 10), (5, 11),
-    (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12),
-)  # fmt: skip
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (0, 5),
+    (5, 7),
+    (7, 9),
+    (0, 6),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (11, 13),
+    (13, 15),
+    (6, 12),
+    (12, 14),
+    (14, 16),
+    (11, 12),
+)
 MEDIAPIPE33 = (
-    "nose", "left_eye_inner", "left_eye", "left_eye_outer", "right_eye_inner", "right_eye",
-    "right_eye_outer", "left_ear", "right_ear", "mouth_left", "mouth_right", "left_shoulder",
-    "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_pinky_knuckle",
-    "right_pinky_knuckle", "left_index_knuckle", "right_index_knuckle", "left_thumb_knuckle",
-    "right_thumb_knuckle", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
-    "right_ankle", "left_heel", "right_heel", "left_foot_index", "right_foot_index",
-)  # fmt: skip
+    "nose",
+    "left_eye_inner",
+    "left_eye",
+    "left_eye_outer",
+    "right_eye_inner",
+    "right_eye",
+    "right_eye_outer",
+    "left_ear",
+    "right_ear",
+    "mouth_left",
+    "mouth_right",
+    "left_shoulder",
+    "right_shoulder",
+    "left_elbow",
+    "right_elbow",
+    "left_wrist",
+    "right_wrist",
+    "left_pinky_knuckle",
+    "right_pinky_knuckle",
+    "left_index_knuckle",
+    "right_index_knuckle",
+    "left_thumb_knuckle",
+    "right_thumb_knuckle",
+    "left_hip",
+    "right_hip",
+    "left_knee",
+    "right_knee",
+    "left_ankle",
+    "right_ankle",
+    "left_heel",
+    "right_heel",
+    "left_foot_index",
+    "right_foot_index",
+)
 MEDIAPIPE33_LIMBS = (
-    (0, 1), (1, 2), (2, 3), (3, 7), (0, 4), (4, 5), (5, 6), (6, 8), (9, 10), (11, 12), (11, 13),
-    (13, 15), (15, 17), (15, 19), (15, 21), (17, 19), (12, 14), (14, 16), (16, 18), (16, 20),
-    (16, 22), (18, 20), (11, 23), (12, 24), (23, 24), (23, 25), (24, 26), (25, 27), (26, 28),
-    (27, 29), (28, 30), (29, 31), (30, 32), (27, 31), (28, 32),
-)  # fmt: skip
+    (0, 1),
+    (1, 2),
+    (2, 3),
+    (3, 7),
+    (0, 4),
+    (4, 5),
+    (5, 6),
+    (6, 8),
+    (9, 10),
+    (11, 12),
+    (11, 13),
+    (13, 15),
+    (15, 17),
+    (15, 19),
+    (15, 21),
+    (17, 19),
+    (12, 14),
+    (14, 16),
+    (16, 18),
+    (16, 20),
+    (16, 22),
+    (18, 20),
+    (11, 23),
+    (12, 24),
+    (23, 24),
+    (23, 25),
+    (24, 26),
+    (25, 27),
+    (26, 28),
+    (27, 29),
+    (28, 30),
+    (29, 31),
+    (30, 32),
+    (27, 31),
+    (28, 32),
+)
 
 
 def _hand(side: str) -> tuple[str, ...]:
@@ -82,12 +211,35 @@ def _hand_limbs(offset: int) -> tuple[tuple[int, int], ...]:
 
 # OpenPose face: jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, lips 48-67, pupils 68-69.
 _FACE_MIRROR = {
-    **{i: 16 - i for i in range(17)}, **{17 + i: 26 - i for i in range(5)},
-    27: 27, 28: 28, 29: 29, 30: 30, 31: 35, 32: 34, 33: 33,
-    36: 45, 37: 44, 38: 43, 39: 42, 40: 47, 41: 46,
-    48: 54, 49: 53, 50: 52, 51: 51, 55: 59, 56: 58, 57: 57, 60: 64, 61: 63, 62: 62, 65: 67, 66: 66,
+    **{i: 16 - i for i in range(17)},
+    **{17 + i: 26 - i for i in range(5)},
+    27: 27,
+    28: 28,
+    29: 29,
+    30: 30,
+    31: 35,
+    32: 34,
+    33: 33,
+    36: 45,
+    37: 44,
+    38: 43,
+    39: 42,
+    40: 47,
+    41: 46,
+    48: 54,
+    49: 53,
+    50: 52,
+    51: 51,
+    55: 59,
+    56: 58,
+    57: 57,
+    60: 64,
+    61: 63,
+    62: 62,
+    65: 67,
+    66: 66,
     68: 69,
-}  # fmt: skip
+}
 _FACE_MIRROR.update({b: a for a, b in list(_FACE_MIRROR.items())})
 _FACE_CHAINS = (range(0, 17), range(17, 22), range(22, 27), range(27, 31), range(31, 36))
 _FACE_LOOPS = (range(36, 42), range(42, 48), range(48, 60), range(60, 68))
@@ -145,7 +297,9 @@ class Layout:
         """Permutation of limbs under a horizontal flip."""
         fi = self.flip_index
         pos = {frozenset(limb): i for i, limb in enumerate(self.limbs)}
-        return np.array([pos.get(frozenset((int(fi[a]), int(fi[b]))), i) for i, (a, b) in enumerate(self.limbs)], np.int64)
+        return np.array(
+            [pos.get(frozenset((int(fi[a]), int(fi[b]))), i) for i, (a, b) in enumerate(self.limbs)], np.int64
+        )
 
     @cached_property
     def parents(self) -> np.ndarray:
@@ -249,9 +403,23 @@ def _normalize_columns(a: np.ndarray) -> np.ndarray:
 OPENPOSE137 = BODY25 + tuple(f"face_{i}" for i in range(70)) + _hand("left") + _hand("right")
 OPENPOSE35 = BODY25 + tuple(f"left_{f}4" for f in FINGERS) + tuple(f"right_{f}4" for f in FINGERS)
 UPPER22 = (
-    "nose", "neck", "left_shoulder", "left_elbow", "left_wrist", "right_shoulder", "right_elbow",
-    "right_wrist", "left_eye", "right_eye", "left_ear", "right_ear",
-) + tuple(f"right_{f}4" for f in FINGERS) + tuple(f"left_{f}4" for f in FINGERS)  # fmt: skip
+    (
+        "nose",
+        "neck",
+        "left_shoulder",
+        "left_elbow",
+        "left_wrist",
+        "right_shoulder",
+        "right_elbow",
+        "right_wrist",
+        "left_eye",
+        "right_eye",
+        "left_ear",
+        "right_ear",
+    )
+    + tuple(f"right_{f}4" for f in FINGERS)
+    + tuple(f"left_{f}4" for f in FINGERS)
+)
 MEDIAPIPE75 = MEDIAPIPE33 + _hand("left") + _hand("right")
 
 
@@ -263,19 +431,40 @@ def _tips_limbs(names: tuple[str, ...]) -> tuple[tuple[int, int], ...]:
 LAYOUTS: dict[str, Layout] = {
     layout.name: layout
     for layout in (
-        Layout("openpose137", OPENPOSE137, BODY25_LIMBS + _face_limbs(25) + _hand_limbs(95) + _hand_limbs(116)
-               + ((4, 116), (7, 95)), 1, "OpenPose BODY_25 + face 70 + hands 2x21 (release xlsx)"),
-        Layout("openpose35", OPENPOSE35, BODY25_LIMBS + _tips_limbs(OPENPOSE35), 1,
-               "OpenPose BODY_25 + 5 fingertips per hand (release light_hand csv)"),
+        Layout(
+            "openpose137",
+            OPENPOSE137,
+            BODY25_LIMBS + _face_limbs(25) + _hand_limbs(95) + _hand_limbs(116) + ((4, 116), (7, 95)),
+            1,
+            "OpenPose BODY_25 + face 70 + hands 2x21 (release xlsx)",
+        ),
+        Layout(
+            "openpose35",
+            OPENPOSE35,
+            BODY25_LIMBS + _tips_limbs(OPENPOSE35),
+            1,
+            "OpenPose BODY_25 + 5 fingertips per hand (release light_hand csv)",
+        ),
         Layout("body25", BODY25, BODY25_LIMBS, 1, "OpenPose BODY_25"),
         Layout("coco17", COCO17, COCO17_LIMBS, 0, "COCO 17 keypoints"),
         Layout("mediapipe33", MEDIAPIPE33, MEDIAPIPE33_LIMBS, 0, "MediaPipe Pose landmarks"),
-        Layout("mediapipe75", MEDIAPIPE75, MEDIAPIPE33_LIMBS + _hand_limbs(33) + _hand_limbs(54)
-               + ((15, 33), (16, 54)), 0, "MediaPipe Holistic: pose 33 + hands 2x21"),
-        Layout("upper22", UPPER22, ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (0, 8), (0, 9),
-               (8, 10), (9, 11)) + _tips_limbs(UPPER22), 1, "upper body of the MiGA 2023 winner"),
+        Layout(
+            "mediapipe75",
+            MEDIAPIPE75,
+            MEDIAPIPE33_LIMBS + _hand_limbs(33) + _hand_limbs(54) + ((15, 33), (16, 54)),
+            0,
+            "MediaPipe Holistic: pose 33 + hands 2x21",
+        ),
+        Layout(
+            "upper22",
+            UPPER22,
+            ((0, 1), (1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (0, 8), (0, 9), (8, 10), (9, 11))
+            + _tips_limbs(UPPER22),
+            1,
+            "upper body of the MiGA 2023 winner",
+        ),
     )
-}  # fmt: skip
+}
 
 # Joints a target may need that some sources lack, derived from others (mean of the listed).
 DERIVED: dict[str, tuple[str, ...]] = {
@@ -288,10 +477,13 @@ DERIVED: dict[str, tuple[str, ...]] = {
 }
 # MediaPipe Pose's hand points are knuckles; they stand in for fingertips when nothing better exists.
 FALLBACK: dict[str, str] = {
-    "left_thumb4": "left_thumb_knuckle", "right_thumb4": "right_thumb_knuckle",
-    "left_index4": "left_index_knuckle", "right_index4": "right_index_knuckle",
-    "left_pinky4": "left_pinky_knuckle", "right_pinky4": "right_pinky_knuckle",
-}  # fmt: skip
+    "left_thumb4": "left_thumb_knuckle",
+    "right_thumb4": "right_thumb_knuckle",
+    "left_index4": "left_index_knuckle",
+    "right_index4": "right_index_knuckle",
+    "left_pinky4": "left_pinky_knuckle",
+    "right_pinky4": "right_pinky_knuckle",
+}
 
 
 def get_layout(name: str) -> Layout:

@@ -98,7 +98,9 @@ def plan(
     if clips_csv is not None:
         table = read_clips_csv(clips_csv, set(ids))
     else:
-        rows = [(f"{vid}_0", vid, "test", 0, probe_video(p).frames - 1, -1, -1) for vid, p in zip(ids, videos, strict=True)]
+        rows = [
+            (f"{vid}_0", vid, "test", 0, probe_video(p).frames - 1, -1, -1) for vid, p in zip(ids, videos, strict=True)
+        ]
         table = pd.DataFrame.from_records(rows, columns=list(CLIP_COLUMNS))
     jobs = [
         VideoJob(vid, "test", p, None, None, table[table["video_id"] == vid])
@@ -108,11 +110,13 @@ def plan(
     return jobs, table
 
 
-
-
 def missing_skeleton(job: VideoJob, prefer: str) -> DataError:
-    wanted = {"auto": "openpose.xlsx or light_hand.csv", "xlsx": "openpose.xlsx", "light_hand": "light_hand.csv"}[prefer]
-    return DataError(f"no {job.video_id}_{wanted} for video {job.video_id} (or use --source video)", job.video or job.video_id)
+    wanted = {"auto": "openpose.xlsx or light_hand.csv", "xlsx": "openpose.xlsx", "light_hand": "light_hand.csv"}[
+        prefer
+    ]
+    return DataError(
+        f"no {job.video_id}_{wanted} for video {job.video_id} (or use --source video)", job.video or job.video_id
+    )
 
 
 def load_release_skeleton(job: VideoJob, prefer: str) -> tuple[str, np.ndarray, np.ndarray]:
