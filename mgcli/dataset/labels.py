@@ -92,9 +92,6 @@ class LabelMap:
         """The canonical raw class of a label: the smallest raw class that maps to it."""
         return min(r for r, lab in self.raw_to_label.items() if lab == label)
 
-    def as_rows(self) -> list[tuple[int, int, str]]:
-        return [(r, lab, self.names[lab]) for r, lab in sorted(self.raw_to_label.items())]
-
     @classmethod
     def from_csv(cls, path: str | Path) -> LabelMap:
         """Read ``raw,label[,name]`` rows (a header row is allowed)."""
