@@ -271,8 +271,9 @@ def extract_pose_cmd(
 @app.command(
     "build-heatmaps",
     epilog=(
-        "Examples: [bold]mg build-heatmaps demo/poses.h5 --kind joint -o demo/heatmaps-joint.h5[/]   "
-        "[bold]mg build-heatmaps demo/poses.h5 --preview 0001_3 -o preview.png[/]"
+        "Examples: [bold]mg build-heatmaps demo/poses.h5 --layout upper22 --kind joint "
+        "-o demo/heatmaps-upper22-joint.h5[/]   "
+        "[bold]mg build-heatmaps demo/heatmaps-upper22-joint.h5 --preview 0001_3 -o preview.png[/]"
     ),
 )
 @handles_errors
@@ -349,8 +350,8 @@ ModelOpt = Annotated[
 OverridesArg = Annotated[
     list[str] | None,
     typer.Argument(
-        help="Config overrides KEY=VALUE with dotted keys, e.g. train.epochs=3 data.path=demo/heatmaps-joint.h5 "
-        "model.base_channels=16.",
+        help="Config overrides KEY=VALUE with dotted keys, e.g. train.epochs=3 "
+        "data.path=demo/heatmaps-upper22-joint.h5 model.base_channels=16.",
         show_default=False,
     ),
 ]
@@ -374,7 +375,7 @@ def _train_command(
     from mgcli.models import MODELS
     from mgcli.models.aliases import model_overrides
     from mgcli.train.config import load_config
-    from mgcli.train.loop import launch
+    from mgcli.train.launch import launch
 
     extra = model_overrides(model) + list(overrides or []) + list(more or [])
     if name is not None:
@@ -408,7 +409,7 @@ def _print_fusion_table(splits: dict) -> None:
     epilog=(
         "Examples: [bold]mg train-branch --config pipelines/sample_pose_joint.yaml[/]   "
         "[bold]mg train-branch -c pipelines/imigue_rgb.yaml --gpus 4 train.batch_size=8[/]   "
-        "[bold]mg train-branch -c pipelines/sample_agcn.yaml --model agcn-bone[/]   "
+        "[bold]mg train-branch -c pipelines/sample_agcn_joint.yaml --model agcn-bone --name sample_agcn_bone[/]   "
         "[bold]torchrun --nnodes 2 --nproc-per-node 8 -m mgcli train-branch -c pipelines/imigue_pose_joint.yaml[/]"
     ),
 )
@@ -544,7 +545,7 @@ def evaluate_cmd(
     overwrite: Annotated[bool, typer.Option(help="Replace an existing scores file.")] = False,
 ) -> None:
     """Evaluate a saved model alone: multi-view test, softmax averaged over views, scores CSV."""
-    from mgcli.train.loop import evaluate_checkpoint
+    from mgcli.train.predict import evaluate_checkpoint
 
     path, s = evaluate_checkpoint(
         checkpoint, split, data, out, batch_size, workers, overwrite, use_cuda=not cpu, quiet=state.quiet

@@ -193,3 +193,21 @@ def test_output_tables() -> None:
         )
     )
     assert "agcn" in text and "3.45 M" in text
+
+
+def test_help_texts_cite_existing_files() -> None:
+    """Every pipelines/*.yaml named in a command's help, epilog or option help is in the repository,
+    and every demo/ file is one that make demo writes."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    texts = []
+    for cmd in typer.main.get_command(app).commands.values():
+        texts += [cmd.help or "", cmd.epilog or ""] + [getattr(p, "help", None) or "" for p in cmd.params]
+    pipelines = {m for t in texts for m in re.findall(r"pipelines/[\w.-]+\.yaml", t)}
+    assert pipelines >= {"pipelines/sample_pose_joint.yaml", "pipelines/sample_agcn_joint.yaml"}
+    assert not [p for p in pipelines if not (root / p).is_file()]
+    demo = {m for t in texts for m in re.findall(r"\bdemo/([\w./-]+\.(?:h5|pt|csv))", t)}
+    assert "heatmaps-upper22-joint.h5" in demo
+    makefile = (root / "Makefile").read_text()
+    assert not [d for d in demo if f"$(DEMO)/{d}" not in makefile]
