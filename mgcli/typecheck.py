@@ -2,7 +2,8 @@
 
 One checker for run configs (:mod:`mgcli.train.config`) and model options
 (:func:`mgcli.models.build_model`): lists are accepted for tuples (YAML has no tuples) and ints for
-floats; bools are not ints. A value that does not fit raises :class:`Mismatch`, which names the
+floats; bools are not ints; a ``Literal`` takes one of its values (the one place string choices
+are checked). A value that does not fit raises :class:`Mismatch`, which names the
 innermost element that failed (``[1]`` in ``[0.3, "x"]``), its annotation and its value; each
 caller words the error for its users.
 """
@@ -36,6 +37,8 @@ def describe(hint: Any) -> str:
         return f"list of {len(args)} values ({', '.join(describe(a) for a in args)})"
     if origin is dict:
         return "mapping"
+    if origin is typing.Literal:
+        return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     return getattr(hint, "__name__", str(hint))
 
 
@@ -49,11 +52,14 @@ def coerce(value: Any, hint: Any) -> Any:
         raise Mismatch(hint, value)
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
+        inner = None
         for arg in typing.get_args(hint):
             try:
                 return coerce(value, arg)
-            except Mismatch:
-                pass
+            except Mismatch as m:
+                inner = inner or (m if m.suffix else None)
+        if inner is not None:  # the value had the shape of one choice: name the element that failed
+            raise inner
         raise Mismatch(hint, value)
     if origin is tuple:
         if not isinstance(value, list | tuple):
@@ -74,6 +80,10 @@ def coerce(value: Any, hint: Any) -> Any:
         if not isinstance(value, dict):
             raise Mismatch(hint, value)
         return dict(value)
+    if origin is typing.Literal:
+        if isinstance(value, bool) or value not in typing.get_args(hint):
+            raise Mismatch(hint, value)
+        return value
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)

@@ -8,8 +8,9 @@ import torch
 from typer.testing import CliRunner
 
 from mgcli.cli import app
-from mgcli.heatmaps.pipeline import (
-    PoseViewConfig,
+from mgcli.data.heatmaps import PoseViewConfig
+from mgcli.data.transforms import (
+    CompactConfig,
     center_crop,
     flip,
     pose_compact,
@@ -49,7 +50,7 @@ def _box_kp() -> np.ndarray:
     [(0.0, None, (20, 40)), (0.0, 1.0, (40, 40)), (0.3, 1.0, (52, 52)), (0.0, 0.75, (30, 40)), (0.25, None, (25, 50))],
 )
 def test_pose_compact_box(padding: float, hw_ratio: float | None, shape: tuple[int, int]) -> None:
-    kp, new_shape = pose_compact(_box_kp(), (100, 100), padding=padding, hw_ratio=hw_ratio)
+    kp, new_shape = pose_compact(_box_kp(), (100, 100), CompactConfig(padding=padding, hw_ratio=hw_ratio))
     assert new_shape == shape
     # the box is centred on the keypoints
     np.testing.assert_allclose(kp[0, 0].mean(0), (shape[1] / 2, shape[0] / 2), atol=1)
@@ -103,18 +104,19 @@ def test_built_volumes_match_a_fresh_render(heatmaps: Path) -> None:
         c = hm.clips.iloc[3]
         vol = hm.read(c.clip_id)
         assert vol.shape == (17, c.end - c.start + 1, 64, 64)
-        kp = hm.f[f"keypoints/{c.clip_id}"][()]
-        again = generate(kp, hm.f[f"scores/{c.clip_id}"][()], (64, 64), 0.6).numpy()
+        kp, sc = hm.keypoints(c.clip_id)
+        again = generate(kp, sc, (64, 64), 0.6).numpy()
         assert np.abs(vol - again).max() <= 1 / 510 + 1e-6
         assert vol.max() > 0.5  # the person is in there
 
 
 def test_loader_views(heatmaps: Path) -> None:
-    from mgcli.heatmaps.build import HeatmapClips
+    from mgcli.data.heatmaps import HeatmapClips
 
     cfg = PoseViewConfig(clip_len=16, num_clips=2)
-    test = HeatmapClips(heatmaps / "hm.h5", "test", train=False, cfg=cfg)
+    test = HeatmapClips(heatmaps / "hm.h5", "test", train=False, view=cfg)
     x, label = test[0]
+    x = x["x"]
     assert x.shape == (4, 17, 16, 64, 64) and label >= 0
     coco = get_layout("coco17")
     # "double": mirrored as keypoints flip (x -> W - x, a one-column shift), L/R swapped
@@ -128,16 +130,20 @@ def test_loader_views(heatmaps: Path) -> None:
     # which falls on other pixels once mirrored
     assert (x - rendered)[2:].abs().max() <= 0.012
     # another test size renders from the keypoints (PoseConv3D: resize short side, centre crop)
-    small = HeatmapClips(heatmaps / "hm.h5", "test", train=False, cfg=PoseViewConfig(clip_len=16, num_clips=2, test_size=48))
+    small = HeatmapClips(heatmaps / "hm.h5", "test", train=False, view=PoseViewConfig(clip_len=16, num_clips=2, test_size=48))
     y, _ = small[0]
+    y = y["x"]
     assert y.shape == (4, 17, 16, 48, 48) and y.max() > 0.5
-    train = HeatmapClips(heatmaps / "hm.h5", "train", train=True, cfg=cfg, seed=1)
+    train = HeatmapClips(heatmaps / "hm.h5", "train", train=True, view=cfg, seed=1)
     a, _ = train[0]
+    a = a["x"]
     b, _ = train[0]
+    b = b["x"]
     assert a.shape == (17, 16, 56, 56) and a.max() > 0.3
     torch.testing.assert_close(a, b)  # same seed, epoch and index: same view
     train.set_epoch(1)
     c, _ = train[0]
+    c = c["x"]
     assert not torch.equal(a, c)  # a new epoch draws a new view
 
 

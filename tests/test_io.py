@@ -166,14 +166,21 @@ def test_frames_round_trip(tmp_path: Path) -> None:
 def test_heatmaps_round_trip_with_quantisation_bound(tmp_path: Path, dtype: str, bound: float) -> None:
     p = tmp_path / "hm.h5"
     vol = np.random.default_rng(1).uniform(0, 1, (17, 8, 14, 14)).astype(np.float32)
+    kp = np.random.default_rng(2).uniform(0, 14, (1, 8, 17, 2)).astype(np.float32)
+    sc = np.random.default_rng(3).uniform(0, 1, (1, 8, 17)).astype(np.float32)
     with HeatmapsWriter(p, "joint", "coco17", 0.6, (14, 14), {"clip_len": 8}, dtype=dtype) as w:
-        w.add("0001_0", vol, 3, "train")
+        w.add("0001_0", vol, kp, sc, 3, "train")
+        with pytest.raises(ValueError, match="do not fit a volume of 8 frames"):
+            w.add("0001_1", vol, kp[:, :4], sc[:, :4], 3, "train")
         w.set_clips(CLIPS.iloc[:1])
     with HeatmapsFile(p) as f:
         assert (f.heatmap_kind, f.layout, f.sigma, f.size, f.sampling) == ("joint", "coco17", 0.6, (14, 14), {"clip_len": 8})
         out = f.read("0001_0")
         assert out.dtype == np.float32 and out.shape == vol.shape
         assert np.abs(out - vol).max() <= bound
+        k, c = f.keypoints("0001_0")  # what training views are rendered from
+        np.testing.assert_array_equal(k, kp)
+        np.testing.assert_array_equal(c, sc)
         ds = f.f["heatmaps/0001_0"]
         assert ds.chunks == vol.shape and ds.compression == "gzip" and ds.attrs["label"] == 3
 

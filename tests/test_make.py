@@ -77,7 +77,7 @@ def test_make_reproduce_runs_every_stage_in_order_and_skips_what_is_built(tmp_pa
         "train-fused -c pipelines/imigue_rgbpose.yaml",
         f"mg ensemble {out}/runs/imigue_miga2023_joint {out}/runs/imigue_miga2023_limb --weights 0.4,0.6",
         f"mg ensemble {out}/runs/imigue_swin3d_b {out}/ensemble/miga2023 {out}/runs/imigue_rgbpose --search-weights",
-        f"mg submit {out}/ensemble/final/scores-test.csv --format kaggle2025 --clips {release}",
+        f"mg submit {out}/ensemble/final/scores-test.csv --format kaggle2025 --release {release}",
     ]
     positions = [joined.find(o) for o in order]
     assert all(p >= 0 for p in positions), [o for o, p in zip(order, positions) if p < 0]

@@ -105,7 +105,7 @@ def test_build_model_errors():
         build_model("posec3d_slowonly", 3, base_channels="abc")
     with pytest.raises(MgError, match=r"option 'base_channels' must be int, got True"):
         build_model("posec3d_slowonly", 3, base_channels=True)
-    with pytest.raises(MgError, match=r"option 'stage_blocks' must be list of int, got \[1, 'x'\]"):
+    with pytest.raises(MgError, match=r"option 'stage_blocks'\[1\] must be int, got 'x'"):
         build_model("posec3d_slowonly", 3, stage_blocks=[1, "x"])
     with pytest.raises(MgError, match=r"option 'dropout' must be float, got None"):
         build_model("posec3d_slowonly", 3, dropout=None)
@@ -145,14 +145,27 @@ def _random_2d_state() -> dict[str, torch.Tensor]:
     return state
 
 
+def _torchvision_name(name: str) -> str | None:
+    """Our module name -> torchvision's (``stages.1.0.conv1`` -> ``layer2.0.conv1``), checked
+    against the library's mapping the other way."""
+    out = {"stem.conv": "conv1", "stem.bn": "bn1"}.get(name)
+    if out is None and name.startswith("stages.") and name.count(".") >= 2:
+        _, stage, rest = name.split(".", 2)
+        out = f"layer{int(stage) + 1}.{rest}"
+    if out is not None:
+        assert resnet3d_module._our_name(f"{out}.weight") == f"{name}.weight"
+    return out
+
+
 def test_inflation_from_torchvision_resnet50():
     state_2d = _random_2d_state()
     model = build_model("rgb_slowonly", 8)
-    unfilled = inflate_2d_weights(model.backbone, state_2d)
-    assert unfilled == []
+    report = inflate_2d_weights(model.backbone, state_2d)
+    assert report.new == [] and report.unused == [] and report.skipped == ["fc.weight", "fc.bias"]
+    assert len(report.inflated) == 53 and all(k.endswith(".weight") for k in report.inflated)
     convs = 0
     for name, module in model.backbone.named_modules():
-        name_2d = resnet3d_module._torchvision_name(name)
+        name_2d = _torchvision_name(name)
         if isinstance(module, nn.Conv3d):
             w2d = state_2d[f"{name_2d}.weight"]
             torch.testing.assert_close(module.weight.sum(dim=2), w2d)
@@ -166,12 +179,15 @@ def test_inflation_from_torchvision_resnet50():
     assert model.backbone.stages[3][0].conv1.kernel_size == (3, 1, 1)  # inflated stage
 
 
-def test_inflation_skips_mismatched_shapes():
+def test_inflation_refuses_mismatched_shapes():
+    # nothing is skipped silently: another input width or base width is one line naming the tensor
     backbone = build_model("rgb_slowonly", 8, in_channels=4).backbone
-    assert inflate_2d_weights(backbone, _random_2d_state()) == ["stem.conv.weight"]
-    # a different width matches nothing
+    with pytest.raises(MgError, match=r"'conv1.weight' has shape \[64, 3, 7, 7\] but 'stem.conv.weight' here has "
+                                      r"\[64, 4, 1, 7, 7\]"):
+        inflate_2d_weights(backbone, _random_2d_state())
     pose = build_model("posec3d_slowonly", 8).backbone
-    assert len(inflate_2d_weights(pose, _random_2d_state())) > 100
+    with pytest.raises(MgError, match="has shape"):
+        inflate_2d_weights(pose, _random_2d_state())
 
 
 def test_inflated_network_matches_2d_network_on_a_static_clip():
@@ -186,7 +202,7 @@ def test_inflated_network_matches_2d_network_on_a_static_clip():
     net2d.load_state_dict(state)
     net2d.eval()
     net3d = ResNet3d(3, inflate=(0, 0, 0, 0)).eval()  # no temporal kernels: no padding at clip edges
-    assert inflate_2d_weights(net3d, state) == []
+    assert inflate_2d_weights(net3d, state).new == []
     img = torch.rand(1, 3, 64, 64)
     with torch.no_grad():
         feat2d = nn.Sequential(*list(net2d.children())[:-2])(img)
@@ -212,7 +228,10 @@ def test_pretrained_from_path(tmp_path):
     torch.save({"state_dict": state}, path)
     model = build_model("rgb_slowonly", 3, pretrained=str(path))
     torch.testing.assert_close(model.backbone.stem.conv.weight[:, :, 0], state["conv1.weight"])
-    with pytest.warns(UserWarning, match=r"1 tensors not filled .*\(stem.conv.weight\)"):
+    report = model.load_reports[0]  # what was loaded, always reported
+    assert len(report.inflated) == 53 and not report.new and report.skipped == ["fc.weight", "fc.bias"]
+    assert report.describe().startswith(f"pretrained {str(path)!r}: 265 tensors loaded, 53 inflated 2D -> 3D")
+    with pytest.raises(MgError, match=r"'conv1.weight' has shape"):
         build_model("rgb_slowonly", 3, in_channels=4, pretrained=str(path))
     with pytest.raises(MgError, match="pretrained weights not found"):
         build_model("rgb_slowonly", 3, pretrained=str(tmp_path / "missing.pth"))
@@ -220,7 +239,7 @@ def test_pretrained_from_path(tmp_path):
     with pytest.raises(MgError, match="not a loadable state dict"):
         build_model("rgb_slowonly", 3, pretrained=str(tmp_path / "junk.pth"))
     torch.save({"fc.weight": torch.zeros(2, 2)}, tmp_path / "other.pth")
-    with pytest.raises(MgError, match="match no layer"):
+    with pytest.raises(MgError, match="does not fit: 265 tensors of the model not in it"):
         build_model("rgb_slowonly", 3, pretrained=str(tmp_path / "other.pth"))
 
 

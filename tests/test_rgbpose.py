@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import typing
 
@@ -24,6 +25,9 @@ from mgcli.models.rgbpose import (
 TINY = {"rgb_base": 8, "pose_base": 4, "rgb_stage_blocks": (1, 1, 1, 1), "pose_stage_blocks": (1, 1, 1),
         "pose_in_channels": 5}
 NUM_CLASSES = 6
+# the same as pathway sections of the builder (model.rgb / model.pose)
+TINY_SECTIONS = {"rgb": {"base_channels": 8, "stage_blocks": (1, 1, 1, 1)},
+                 "pose": {"base_channels": 4, "stage_blocks": (1, 1, 1), "in_channels": 5}}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -39,7 +43,8 @@ def tiny_inputs(n: int = 2, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
 
 def tiny_model(**overrides) -> RGBPoseClassifier:
     torch.manual_seed(0)
-    return rgbpose_conv3d(NUM_CLASSES, **{**TINY, **overrides})
+    sections = {m: {**TINY_SECTIONS[m], **overrides.pop(m, {})} for m in TINY_SECTIONS}
+    return rgbpose_conv3d(NUM_CLASSES, **sections, **overrides)
 
 
 # --------------------------------------------------------------------------- paper size
@@ -121,7 +126,7 @@ def test_rgb_is_normalised_on_device_pose_is_not():
     assert x_pose is pose
     with torch.no_grad():
         assert torch.equal(model(rgb, pose)["rgb"], model(rgb.float(), pose)["rgb"])
-    assert tiny_model(rgb_in_channels=4).rgb_mean is None
+    assert tiny_model(rgb={"in_channels": 4}).rgb_mean is None
 
 
 @torch.no_grad()
@@ -202,14 +207,28 @@ def test_bad_settings_and_inputs():
         net(rgb.float(), torch.rand(1, 5, 4, 16, 16))  # 2x the frames instead of 4x
 
 
-def test_builder_options_are_annotated():
+def test_builder_options_are_annotated_and_pathways_are_sections():
+    from mgcli.models.rgbpose import PathwayOptions
+
     hints = typing.get_type_hints(rgbpose_conv3d)
     params = [p for p in inspect.signature(rgbpose_conv3d).parameters if p != "num_classes"]
     assert all(p in hints for p in params)
-    assert hints["rgb_stage_blocks"] == tuple[int, ...]
-    # every backbone option of the builder reaches RGBPoseConv3D under the same name
-    backbone_params = set(inspect.signature(RGBPoseConv3D).parameters) - {"zero_init_residual"}
-    assert backbone_params <= set(params)
+    assert typing.get_type_hints(PathwayOptions)["stage_blocks"] == tuple[int, ...] | None
+    # every per-pathway option of RGBPoseConv3D is a field of a pathway section, the rest are the builder's
+    fields = {f.name for f in dataclasses.fields(PathwayOptions)}
+    for name in set(inspect.signature(RGBPoseConv3D).parameters) - {"zero_init_residual"}:
+        mod, _, key = name.partition("_")
+        if mod in ("rgb", "pose"):
+            assert ("base_channels" if key == "base" else key) in fields, name
+        else:
+            assert name in params, name
+    # sections are checked key by key, with the dotted path in the message
+    with pytest.raises(MgError, match=r"model rgbpose_conv3d: unknown option 'rgb.base' \(accepted: base_channels"):
+        build_model("rgbpose_conv3d", 3, rgb={"base": 8})
+    with pytest.raises(MgError, match=r"option 'pose.stage_blocks'\[0\] must be int, got 'x'"):
+        build_model("rgbpose_conv3d", 3, pose={"stage_blocks": ["x", 1, 1]})
+    with pytest.raises(MgError, match=r"option 'prm_pathways'\[0\] must be one of rgb, pose, got 'depth'"):
+        build_model("rgbpose_conv3d", 3, prm_pathways=["depth"])
 
 
 # --------------------------------------------------------------------------- two-step init
@@ -244,18 +263,18 @@ def test_merge_reproduces_both_branches():
     fused.eval()
 
     # every branch tensor found a home; the lateral modules are the only new tensors
-    assert report["unused"] == []
+    assert report.unused == [] and report.skipped == [] and report.inflated == []
     n_branch = len(rgb_branch.state_dict()) + len(pose_branch.state_dict())
-    assert len(report["loaded"]) + len(report["padded"]) == n_branch
-    assert set(report["new"]) == {k for k in fused.state_dict() if "_laterals." in k}
-    assert sorted(report["padded"]) == sorted(
+    assert len(report.loaded) + len(report.padded) == n_branch
+    assert set(report.new) == {k for k in fused.state_dict() if "_laterals." in k}
+    assert sorted(report.padded) == sorted(
         f"backbone.{path}.stages.{i}.0.{layer}.weight"
         for path, stages in (("rgb", (2, 3)), ("pose", (1, 2)))
         for i in stages for layer in ("conv1", "downsample.0"))
 
     # padded tensors: branch weights in the leading input channels, zeros in the lateral ones
     fused_state = fused.state_dict()
-    for key in report["padded"]:
+    for key in report.padded:
         _, path, rest = key.split(".", 2)
         src = (rgb_branch if path == "rgb" else pose_branch).state_dict()[f"backbone.{rest}"]
         dst = fused_state[key]
@@ -283,7 +302,7 @@ def test_merge_unwraps_checkpoints_and_names_bad_keys():
     fused = tiny_model()
     report = merge_branch_weights(fused, {"state_dict": rgb_branch.state_dict()},
                                   {**pose_branch.state_dict(), "extra.thing": torch.zeros(1)})
-    assert report["unused"] == ["pose:extra.thing"]
+    assert report.unused == ["pose:extra.thing"]
 
     wide = build_model("rgb_slowonly", NUM_CLASSES, base_channels=16, stage_blocks=[1, 1, 1, 1])
     with pytest.raises(MgError, match="backbone.stem.conv.weight"):

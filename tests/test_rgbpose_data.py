@@ -16,7 +16,8 @@ from mgcli.errors import MgError
 from mgcli.io.frames import FramesWriter
 from mgcli.io.poses import PosesWriter, VideoPoses
 from mgcli.pose.layouts import get_layout
-from mgcli.train.rgbpose_data import RGBPoseClips, RGBPoseViewConfig, map_keypoints
+from mgcli.data import view_config
+from mgcli.data.paired import RGBPoseClips, RGBPoseViewConfig, map_keypoints
 
 SRC_H, SRC_W, FRAMES = 120, 200, 30
 MARKER = 9  # coco17 left wrist: the only joint drawn, in the pixels and in the heatmaps
@@ -94,7 +95,7 @@ def moving_pair(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 def test_train_views_share_crop_and_flip(static_pair: tuple[Path, Path]) -> None:
     fr, poses = static_pair
-    ds = RGBPoseClips(fr, poses, "train", True, CFG, seed=3)
+    ds = RGBPoseClips(fr, "train", True, CFG, seed=3, poses=poses)
     flip_channel = int(get_layout("coco17").flip_index[MARKER])
     flipped_seen = unflipped_seen = 0
     for epoch in range(12):
@@ -116,7 +117,7 @@ def test_train_views_share_crop_and_flip(static_pair: tuple[Path, Path]) -> None
 def test_test_views_align_frame_by_frame(moving_pair: tuple[Path, Path]) -> None:
     fr, poses = moving_pair
     cfg = replace(CFG, speed_ratio=1, test_flip=True)  # equal lengths: both modalities sample the same frames
-    ds = RGBPoseClips(fr, poses, "train", False, cfg)
+    ds = RGBPoseClips(fr, "train", False, cfg, poses=poses)
     x, _ = ds[0]
     assert x["rgb"].shape == (4, 3, 4, 64, 64) and x["pose"].shape == (4, 17, 4, 16, 16)
     flip_channel = int(get_layout("coco17").flip_index[MARKER])
@@ -137,8 +138,8 @@ def test_test_views_align_frame_by_frame(moving_pair: tuple[Path, Path]) -> None
 
 def test_train_views_reproducible_per_seed_and_epoch(static_pair: tuple[Path, Path]) -> None:
     fr, poses = static_pair
-    a = RGBPoseClips(fr, poses, "train", True, CFG, seed=1)
-    b = RGBPoseClips(fr, poses, "train", True, CFG, seed=1)
+    a = RGBPoseClips(fr, "train", True, CFG, seed=1, poses=poses)
+    b = RGBPoseClips(fr, "train", True, CFG, seed=1, poses=poses)
     a.set_epoch(2)
     b.set_epoch(2)
     xa, xb = a[0][0], b[0][0]
@@ -158,15 +159,15 @@ def test_map_keypoints_keeps_missing_points() -> None:
 def test_bad_configs_are_one_line(static_pair: tuple[Path, Path], tmp_path: Path) -> None:
     fr, poses = static_pair
     with pytest.raises(MgError, match="needs data.poses"):
-        RGBPoseClips(fr, "", "train", True, CFG)
-    with pytest.raises(MgError, match="kind must be joint or limb"):
-        RGBPoseClips(fr, poses, "train", True, replace(CFG, kind="bone"))
+        RGBPoseClips(fr, "train", True, CFG, poses="")
+    with pytest.raises(MgError, match="data.view.kind must be one of joint, limb, got 'bone'"):
+        view_config("rgbpose", {"kind": "bone"})
     with pytest.raises(MgError, match="no val clips"):
-        RGBPoseClips(fr, poses, "val", False, CFG)
+        RGBPoseClips(fr, "val", False, CFG, poses=poses)
 
 
 def test_limb_heatmaps_and_layout_conversion(static_pair: tuple[Path, Path]) -> None:
     fr, poses = static_pair
-    ds = RGBPoseClips(fr, poses, "train", False, replace(CFG, kind="limb"))
+    ds = RGBPoseClips(fr, "train", False, replace(CFG, kind="limb"), poses=poses)
     x, _ = ds[0]
     assert x["pose"].shape[1] == len(get_layout("coco17").limbs) == ds.num_channels["pose"]

@@ -18,7 +18,7 @@ from mgcli.io.scores import read_scores
 from mgcli.models import build_model
 from mgcli.models.semantic import SemanticEmbedding, read_class_vectors
 from mgcli.train.config import load_config
-from mgcli.train.loop import launch
+from mgcli.train.launch import launch
 
 runner = CliRunner()
 
@@ -116,10 +116,11 @@ def test_training_with_class_vectors(train_artifacts: Path, tmp_path: Path, one_
 
 
 def test_semantic_loss_refused_for_two_pathway_models(tmp_path: Path) -> None:
-    from mgcli.train.loop import build_for_data
+    from mgcli.train.build import build_for_data
 
-    cfg = load_config(None, ["model.name=rgbpose_conv3d", "model.rgb_base=8", "model.pose_base=8",
-                             "model.rgb_stage_blocks=[1,1,1,1]", "model.pose_stage_blocks=[1,1,1]",
+    cfg = load_config(None, ["model.name=rgbpose_conv3d", "model.rgb={base_channels: 8, stage_blocks: [1,1,1,1]}",
+                             "model.pose={base_channels: 8, stage_blocks: [1,1,1]}",
                              f"train.semantic_vectors={tmp_path / 'v.npy'}"])
     with pytest.raises(MgError, match="needs a single-stream PoseConv3D / SlowOnly model, not rgbpose_conv3d"):
-        build_for_data(cfg, 3, {"rgb": 3, "pose": 17}, "rgbpose", training_classes=["a", "b", "c"])
+        build_for_data(cfg, 3, "rgbpose", {"rgb": {"in_channels": 3}, "pose": {"in_channels": 17}},
+                       training_classes=["a", "b", "c"])

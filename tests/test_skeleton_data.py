@@ -12,15 +12,10 @@ import torch
 from mgcli.errors import MgError
 from mgcli.models.agcn import joint_to_bone
 from mgcli.pose.layouts import get_layout
-from mgcli.train.skeleton_data import (
-    RGBSkeletonClips,
-    RGBSkeletonViewConfig,
-    SkeletonClips,
-    SkeletonViewConfig,
-    mirror,
-    normalise,
-    skeleton_tensor,
-)
+from mgcli.data import view_config
+from mgcli.data.paired import RGBSkeletonClips, RGBSkeletonViewConfig
+from mgcli.data.skeleton import SkeletonClips, SkeletonViewConfig, mirror, normalise, skeleton_tensor
+from mgcli.data.transforms import CompactConfig
 
 CFG = SkeletonViewConfig(clip_len=12, num_clips=3, layout="upper22")
 
@@ -29,7 +24,7 @@ def test_normalise_to_the_person_box() -> None:
     kp = np.zeros((1, 2, 3, 2), np.float32)
     kp[0, :, 0] = (100, 100)
     kp[0, :, 1] = (140, 180)  # a 40 x 80 person; joint 2 undetected
-    out = normalise(kp, (480, 640), SkeletonViewConfig(padding=0.0))
+    out = normalise(kp, (480, 640), CompactConfig(padding=0.0))
     # the box is square (hw_ratio 1) around (120, 140) with half-side 40
     np.testing.assert_allclose(out[0, 0, 0], [-0.5, -1.0], atol=1e-6)
     np.testing.assert_allclose(out[0, 0, 1], [0.5, 1.0], atol=1e-6)
@@ -60,36 +55,37 @@ def test_tensor_layout_bones_and_mirror() -> None:
 def test_skeleton_clips_train_and_test_views(train_artifacts: Path) -> None:
     path = train_artifacts / "poses.h5"
     ds = SkeletonClips(path, "train", True, CFG, seed=3)
-    assert ds.graph == {"layout": "upper22", "num_person": 1} and ds.num_channels == 3
+    assert ds.data_options == {"in_channels": 3, "layout": "upper22", "num_person": 1} and ds.num_channels == 3
     x, y = ds[0]
+    x = x["x"]
     assert x.shape == (3, 12, 22, 1) and x.dtype == torch.float32 and 0 <= y < 32
     detected = x[2] > 0
     assert detected.any() and x[:2][:, ~detected].abs().max() == 0  # undetected joints stay at 0
     assert x[:2][:, detected].abs().max() < 2.0  # normalised to the person box
-    assert torch.equal(ds[0][0], x)  # seeded per (seed, epoch, clip)
+    assert torch.equal(ds[0][0]["x"], x)  # seeded per (seed, epoch, clip)
     ds.set_epoch(1)
-    assert not torch.equal(ds[0][0], x)
+    assert not torch.equal(ds[0][0]["x"], x)
     test = SkeletonClips(path, "test", False, replace(CFG, test_flip=True, stream="bone"))
-    v, _ = test[0]
+    v = test[0][0]["x"]
     assert v.shape == (6, 3, 12, 22, 1)
-    assert torch.equal(test[0][0], v)
-    with pytest.raises(MgError, match="stream must be joint or bone"):
-        SkeletonClips(path, "test", False, replace(CFG, stream="limb"))
+    assert torch.equal(test[0][0]["x"], v)
+    with pytest.raises(MgError, match="data.view.stream must be one of joint, bone, got 'limb'"):
+        view_config("poses", {"stream": "limb"})
     with pytest.raises(MgError, match="no nope clips"):
         SkeletonClips(path, "nope", False, CFG)
 
 
 def test_rgb_skeleton_pairs_and_presence(train_artifacts: Path) -> None:
     cfg = RGBSkeletonViewConfig(rgb_len=4, speed_ratio=2, num_clips=2, resize=64, train_size=48, test_size=48,
-                                layout="upper22")  # fmt: skip
-    ds = RGBSkeletonClips(train_artifacts / "frames.h5", train_artifacts / "poses.h5", "train", True, cfg)
-    assert ds.num_channels == {"rgb": 3, "skeleton": 3} and ds.graph["layout"] == "upper22"
+                                layout="upper22")
+    ds = RGBSkeletonClips(train_artifacts / "frames.h5", "train", True, cfg, poses=train_artifacts / "poses.h5")
+    assert ds.num_channels == {"rgb": 3, "skeleton": 3} and ds.data_options["skeleton"]["layout"] == "upper22"
     x, _ = ds[0]
     assert set(x) == {"rgb", "skeleton", "present"}
     assert x["rgb"].shape == (3, 4, 48, 48) and x["rgb"].dtype == torch.uint8
     assert x["skeleton"].shape == (3, 8, 22, 1)
     assert x["present"].tolist() == [True, True]
-    test = RGBSkeletonClips(train_artifacts / "frames.h5", train_artifacts / "poses.h5", "test", False, cfg)
+    test = RGBSkeletonClips(train_artifacts / "frames.h5", "test", False, cfg, poses=train_artifacts / "poses.h5")
     t, _ = test[0]
     assert t["rgb"].shape == (2, 3, 4, 48, 48) and t["skeleton"].shape == (2, 3, 8, 22, 1)
     assert t["present"].shape == (2, 2)

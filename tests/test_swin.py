@@ -35,7 +35,7 @@ def test_pretrained_from_a_state_dict_file_and_offline(tmp_path: Path) -> None:
     torch.testing.assert_close(model.net.patch_embed.proj.weight, source.patch_embed.proj.weight)
     assert model.net.head[1].out_features == 5  # the head is ours, not the file's
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(MgError, match="do not fit swin3d_t"):
+    with pytest.raises(MgError, match=r"pretrained .*\(swin3d_t\) does not fit"):
         build_model("swin3d_t", 5, pretrained=str(tmp_path / "other.pth"))
     with pytest.raises(MgError, match="pretrained weights not found"):
         build_model("swin3d_t", 5, pretrained=str(tmp_path / "none.pth"))
@@ -57,7 +57,7 @@ def test_kinetics_weights_fail_with_one_line_offline(monkeypatch: pytest.MonkeyP
 def test_swin_trains_as_an_rgb_branch(train_artifacts: Path, tmp_path: Path) -> None:
     from mgcli.io.scores import check_probabilities, read_scores
     from mgcli.train.config import load_config
-    from mgcli.train.loop import launch
+    from mgcli.train.launch import launch
 
     cfg = load_config(None, [
         "model.name=swin3d_t", f"data.path={train_artifacts / 'frames.h5'}", "data.view.clip_len=4",

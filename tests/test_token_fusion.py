@@ -16,7 +16,7 @@ from mgcli.io.checkpoint import load_checkpoint
 from mgcli.io.scores import read_scores
 from mgcli.models import build_model
 from mgcli.train.config import load_config
-from mgcli.train.loop import launch
+from mgcli.train.launch import launch
 
 runner = CliRunner()
 VIDEO = {"frames": 4, "size": 64, "depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128], "heads": [1, 1, 2, 2],
@@ -80,11 +80,16 @@ def test_load_branches_fills_the_backbones() -> None:
     report = model.load_branches({"rgb": mvit.state_dict(), "skeleton": agcn.state_dict()})
     torch.testing.assert_close(model.video.net.conv_proj.weight, mvit.net.conv_proj.weight)
     torch.testing.assert_close(model.skeleton.blocks[4].gcn.conv.weight, agcn.blocks[4].gcn.conv.weight)
-    assert set(report["unused"]) == {"rgb:net.head.1.weight", "rgb:net.head.1.bias", "skeleton:fc.weight",
-                                     "skeleton:fc.bias"}  # fmt: skip
-    assert any(k.startswith("encoder.") for k in report["new"]) and not any(k.startswith("video.") for k in report["new"])
-    with pytest.raises(MgError, match="fill none of one backbone"):
+    assert set(report.skipped) == {"rgb:net.head.1.weight", "rgb:net.head.1.bias", "skeleton:fc.weight",
+                                   "skeleton:fc.bias"}
+    assert report.unused == []
+    assert any(k.startswith("encoder.") for k in report.new) and not any(k.startswith("video.") for k in report.new)
+    with pytest.raises(MgError, match=r"the rgb \(MViT\) branch does not fit"):
         tiny().load_branches({"rgb": {}, "skeleton": agcn.state_dict()})
+    # a tensor of another shape is an error, not a silent skip
+    wider = build_model("agcn", 5, **{**SKELETON, "base_channels": SKELETON.get("base_channels", 8) * 2})
+    with pytest.raises(MgError, match=r"the skeleton \(AGCN\) branch: .* has shape"):
+        tiny().load_branches({"rgb": mvit.state_dict(), "skeleton": wider.state_dict()})
 
 
 # ------------------------------------------------------------------------------ training runs
@@ -160,7 +165,7 @@ def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifac
     assert res.exit_code == 2 and "takes 8 x 64 x 64 clips but data.view gives rgb_len 4" in res.output
     res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "model.skeleton.layout=coco17",
                               "--out-dir", str(tmp_path), "--name", "tf4"])  # fmt: skip
-    assert res.exit_code == 2 and "model.skeleton.layout is 'coco17' but the skeleton data has 'upper22'" in res.output
+    assert res.exit_code == 2 and "model.skeleton.layout is 'coco17' but the data has 'upper22'" in res.output
 
 
 def test_pretrained_weights_are_checked_before_a_run_folder_exists(train_artifacts: Path, tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from mgcli.errors import MgError, OutputExistsError
 from mgcli.io.checkpoint import load_checkpoint
 from mgcli.io.scores import check_probabilities, read_scores
 from mgcli.train.config import load_config
-from mgcli.train.loop import launch
+from mgcli.train.launch import launch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_POSE = [
@@ -168,7 +168,7 @@ def test_model_and_data_must_agree(train_artifacts: Path, tmp_path: Path) -> Non
     with pytest.raises(MgError, match="model rgb_slowonly reads frames, but data.path is a heatmaps artifact"):
         launch(cfg, quiet=True)
     cfg = load_config(None, tiny_pose(train_artifacts, tmp_path, "model.in_channels=3"))
-    with pytest.raises(MgError, match="model.in_channels is 3 but the data has 17 channels"):
+    with pytest.raises(MgError, match="model.in_channels is 3 but the data has 17; leave it unset"):
         launch(cfg, quiet=True)
     cfg = load_config(None, tiny_pose(train_artifacts, tmp_path, "model.widht=3"))
     with pytest.raises(MgError, match="unknown option 'widht'"):

@@ -9,7 +9,7 @@ import pytest
 
 from mgcli.errors import MgError
 from mgcli.train.config import RunConfig, config_from_dict, dump_config, load_config
-from mgcli.train.loop import lr_at
+from mgcli.train.optim import lr_at
 
 PIPELINES = Path(__file__).resolve().parents[1] / "pipelines"
 
@@ -19,8 +19,8 @@ def test_every_pipeline_config_loads() -> None:
     assert len(files) >= 4
     import inspect
 
-    from mgcli.models import MODELS
-    from mgcli.train.data import view_config
+    from mgcli.data import view_config
+    from mgcli.models import MODELS, check_options
 
     for f in files:
         cfg = load_config(f)
@@ -28,6 +28,7 @@ def test_every_pipeline_config_loads() -> None:
         spec = MODELS[cfg.model["name"]]  # a registered model, its options the builder's, its view the data's
         accepted = set(inspect.signature(spec.builder).parameters)
         assert set(cfg.model) - {"name"} <= accepted, (f.name, set(cfg.model) - {"name"} - accepted)
+        check_options(spec.builder, {k: v for k, v in cfg.model.items() if k != "name"}, f.name, spec.sections)
         view_config(spec.input_kind, cfg.data.view, f)
 
 
@@ -65,7 +66,7 @@ def test_int_is_accepted_for_float_but_not_the_reverse() -> None:
         ("train.batch_size=eight", r"train.batch_size must be int, got 'eight'"),
         ("train.amp=maybe", r"train.amp must be bool"),
         ("schedule.milestones=5", r"schedule.milestones must be a list"),
-        ("schedule.kind=linear", r"schedule.kind must be cosine or multistep"),
+        ("schedule.kind=linear", r"schedule.kind must be one of cosine, multistep, got 'linear'"),
         ("train.epochs=0", r"train.epochs must be at least 1"),
         ("optim=3", r"optim must be a mapping"),
         ("train.epochs", r"is not KEY=VALUE"),
@@ -102,7 +103,7 @@ def test_schedules_warmup_cosine_multistep() -> None:
 
 
 def test_fixed_length_tuples_in_view_options() -> None:
-    from mgcli.train.data import view_config
+    from mgcli.data import view_config
 
     cfg = view_config("frames", {"area_range": [0.3, 1], "clip_len": 4})
     assert cfg.area_range == (0.3, 1.0) and cfg.clip_len == 4
@@ -115,7 +116,7 @@ def test_fixed_length_tuples_in_view_options() -> None:
 def test_optimizers() -> None:
     import torch
 
-    from mgcli.train.loop import make_optimizer
+    from mgcli.train.optim import make_optimizer
 
     model = torch.nn.Linear(3, 2)
     sgd = make_optimizer(load_config(None, ["optim.lr=0.2", "optim.nesterov=false"]), model)
@@ -124,5 +125,5 @@ def test_optimizers() -> None:
                                               "optim.weight_decay=0.05"]), model)  # fmt: skip
     assert isinstance(adamw, torch.optim.AdamW)
     assert adamw.defaults["betas"] == (0.8, 0.99) and adamw.defaults["weight_decay"] == 0.05
-    with pytest.raises(MgError, match="optim.name must be sgd or adamw, got 'adam'"):
+    with pytest.raises(MgError, match="optim.name must be one of sgd, adamw, got 'adam'"):
         load_config(None, ["optim.name=adam"])

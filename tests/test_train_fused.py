@@ -16,11 +16,11 @@ from mgcli.errors import MgError
 from mgcli.io.checkpoint import load_checkpoint
 from mgcli.io.scores import check_probabilities, read_scores
 from mgcli.train.config import load_config
-from mgcli.train.loop import launch
+from mgcli.train.launch import launch
 
 TINY_FUSED = [
-    "model.name=rgbpose_conv3d", "model.rgb_base=4", "model.pose_base=4",
-    "model.rgb_stage_blocks=[1,1,1,1]", "model.pose_stage_blocks=[1,1,1]", "model.speed_ratio=2",
+    "model.name=rgbpose_conv3d", "model.rgb.base_channels=4", "model.pose.base_channels=4",
+    "model.rgb.stage_blocks=[1,1,1,1]", "model.pose.stage_blocks=[1,1,1]", "model.speed_ratio=2",
     "model.cmf=true", "model.cmf_hidden=8", "model.cmf_tokens=2",
     "model.prm=true", "model.prm_dim=8",
     "data.view.rgb_len=2", "data.view.speed_ratio=2", "data.view.num_clips=2",
@@ -170,7 +170,7 @@ def test_fused_resume_is_exact(train_artifacts: Path, tmp_path: Path) -> None:
 def test_two_gloo_processes_train_the_fused_model(train_artifacts: Path, tmp_path: Path) -> None:
     # DDP with keyword inputs, the PRM's all-reduce inside the forward and drop-path on the laterals
     cfg = load_config(None, tiny_fused(train_artifacts, tmp_path, "name=ddp", "train.epochs=1",
-                                       "model.rgb_drop_path=0.5", "model.pose_drop_path=0.5"))
+                                       "model.rgb.drop_path=0.5", "model.pose.drop_path=0.5"))
     metrics = launch(cfg, procs=2, quiet=True)
     assert metrics["processes"] == 2
     for split in ("val", "test"):

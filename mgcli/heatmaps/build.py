@@ -1,4 +1,5 @@
-"""``mg build-heatmaps``: PoseConv3D heatmap volumes per clip, and the loader that trains on them.
+"""``mg build-heatmaps``: PoseConv3D heatmap volumes per clip (the loader that trains on them is
+:class:`mgcli.data.heatmaps.HeatmapClips`).
 
 What is precomputed and what happens at load time
 -------------------------------------------------
@@ -27,13 +28,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mgcli.data.base import clip_keypoints
+from mgcli.data.transforms import CompactConfig, pose_compact, resize
 from mgcli.errors import MgError
-from mgcli.heatmaps.pipeline import PoseViewConfig, center_crop, flip, pose_compact, resize, train_view, uniform_sample
 from mgcli.heatmaps.render import generate
-from mgcli.io.h5 import ProcessLocalArtifact
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
 from mgcli.io.poses import PosesFile
-from mgcli.pose.layouts import Layout, convert, get_layout
+from mgcli.pose.layouts import Layout, get_layout
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,11 @@ class BuildOptions:
     layout: str | None = None  # convert the poses to this layout first (None: as recorded)
 
 
-def channels(layout: Layout, kind: str) -> tuple[int, np.ndarray]:
-    """Number of heatmap channels and their permutation under a horizontal flip."""
-    if kind == "joint":
-        return layout.num_joints, layout.flip_index
-    if kind == "limb":
-        return len(layout.limbs), layout.limb_flip_index
-    raise MgError(f"--kind must be joint or limb, not {kind!r}")
-
-
 def render_clip(
     keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[int, int], layout: Layout, opts: BuildOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PoseCompact + resize to ``size`` + render: (keypoints, scores, volume [C, T, size, size])."""
-    kp, shape = pose_compact(keypoint, img_shape, opts.padding, opts.threshold, opts.hw_ratio)
+    kp, shape = pose_compact(keypoint, img_shape, CompactConfig(opts.padding, opts.threshold, opts.hw_ratio))
     kp, _ = resize(kp, shape, (opts.size, opts.size))
     limbs = layout.limbs if opts.kind == "limb" else None
     vol = generate(kp, score, (opts.size, opts.size), opts.sigma, kind=opts.kind, limbs=limbs)
@@ -80,7 +72,8 @@ def build_heatmaps(
     t0 = time.perf_counter()
     with PosesFile(poses_path) as poses:
         layout = get_layout(opts.layout or poses.layout)
-        channels(layout, opts.kind)
+        if opts.kind not in ("joint", "limb"):
+            raise MgError(f"--kind must be joint or limb, not {opts.kind!r}")
         clips = poses.clips[poses.clips["split"].isin(opts.splits)].reset_index(drop=True)
         if clips.empty:
             raise MgError(f"no clips in splits {', '.join(opts.splits)}", poses_path)
@@ -92,103 +85,15 @@ def build_heatmaps(
             for vid, group in clips.groupby("video_id", sort=True):
                 video = poses[str(vid)]
                 for c in group.itertuples():
-                    kp = video.keypoint[:, c.start : c.end + 1]
-                    sc = video.keypoint_score[:, c.start : c.end + 1]
-                    if layout.name != poses.layout:
-                        kp, sc = convert(kp, sc, poses.layout, layout)
-                    if kp.shape[1] != c.end - c.start + 1:
-                        raise MgError(f"clip {c.clip_id} runs past the end of video {vid}'s skeleton", poses_path)
+                    kp, sc = clip_keypoints(video, slice(c.start, c.end + 1), poses.layout, layout, c.clip_id,
+                                            poses_path)
                     ckp, csc, vol = render_clip(kp, sc, video.img_shape, layout, opts)
-                    w.add(c.clip_id, vol, c.label, c.split)
-                    w.f.create_dataset(f"keypoints/{c.clip_id}", data=ckp, compression="lzf")
-                    w.f.create_dataset(f"scores/{c.clip_id}", data=csc, compression="lzf")
+                    w.add(c.clip_id, vol, ckp, csc, c.label, c.split)
                     if progress:
                         progress(1, len(clips))
             w.set_clips(clips)
     size = Path(out).stat().st_size
     return {"clips": float(len(clips)), "seconds": time.perf_counter() - t0, "bytes_per_clip": size / len(clips)}
-
-
-class HeatmapClips(ProcessLocalArtifact, torch.utils.data.Dataset):
-    """Training / evaluation samples from a heatmaps artifact.
-
-    ``train=True``: one random view per clip ``[C, clip_len, train_size, train_size]`` rendered
-    from the stored keypoints. ``train=False``: ``2 * num_clips`` fixed views (each sampled clip and
-    its flip) ``[2 * num_clips, C, clip_len, test_size, test_size]`` cut from the stored volume, or,
-    when ``test_size`` differs from the stored size, rendered from the stored keypoints.
-    Each DataLoader worker opens its own HDF5 handle.
-    """
-
-    artifact = HeatmapsFile
-
-    def __init__(
-        self, path: str | Path, split: str, train: bool, cfg: PoseViewConfig = PoseViewConfig(), seed: int = 0
-    ) -> None:
-        super().__init__(path)
-        with HeatmapsFile(self.path) as hm:
-            self.kind, self.layout, self.sigma = hm.heatmap_kind, get_layout(hm.layout), hm.sigma
-            self.size = hm.size
-            table = hm.clips[hm.clips["split"] == split].reset_index(drop=True)
-            self.class_names = hm.class_names
-        if table.empty:
-            raise MgError(f"no {split} clips", self.path)
-        self.clip_ids: list[str] = table["clip_id"].tolist()
-        self.labels = table["label"].to_numpy(np.int64)
-        self.train, self.cfg, self.seed = train, cfg, seed
-        self.num_channels, self.channel_flip = channels(self.layout, self.kind)
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        cid = self.clip_ids[i]
-        f = self.open().f
-        if self.train:
-            rng = np.random.default_rng([self.seed, self._epoch, i])
-            kp, sc, shape = train_view(
-                f[f"keypoints/{cid}"][()], f[f"scores/{cid}"][()], self.size, self.layout.flip_index, self.cfg, rng
-            )
-            limbs = self.layout.limbs if self.kind == "limb" else None
-            x = generate(kp, sc, shape, self.sigma, kind=self.kind, limbs=limbs)
-            return x, int(self.labels[i])
-        return self.test_views(cid), int(self.labels[i])
-
-    def test_views(self, clip_id: str) -> torch.Tensor:
-        if self.cfg.test_size != self.size[0]:
-            return self.rendered_test_views(clip_id)
-        vol = self.open().read(clip_id)  # [C, T, H, W]
-        inds = uniform_sample(vol.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
-        views = vol[:, inds].reshape(vol.shape[0], self.cfg.num_clips, self.cfg.clip_len, *vol.shape[2:])
-        views = np.moveaxis(views, 1, 0)  # [N, C, T, H, W]
-        s = self.cfg.test_size
-        h, w = views.shape[-2:]
-        top, left = (h - s) // 2, (w - s) // 2
-        if top < 0 or left < 0:
-            raise MgError(f"test size {s} is larger than the stored heatmaps ({h}x{w})", self.path)
-        views = views[..., top : top + s, left : left + s]
-        # PoseConv3D flips keypoints as x -> W - x (pixel centres on integers), so the flipped view
-        # is the mirror shifted by one column: column j shows column W - j; column 0 shows what lay
-        # just outside the right edge (nothing: the volume ends there).
-        flipped = np.zeros_like(views)
-        flipped[..., 1:] = views[..., :0:-1]
-        flipped = flipped[:, self.channel_flip]
-        return torch.from_numpy(np.ascontiguousarray(np.concatenate([views, flipped])))
-
-    def rendered_test_views(self, clip_id: str) -> torch.Tensor:
-        """Test views at a size other than the stored one, rendered from the stored keypoints as
-        PoseConv3D does: fixed uniform sampling, short side resized to ``test_size``, centre crop,
-        and each clip again with its keypoints flipped. ``[2 * num_clips, C, clip_len, S, S]``."""
-        f = self.open().f
-        kp, sc = f[f"keypoints/{clip_id}"][()], f[f"scores/{clip_id}"][()]
-        inds = uniform_sample(kp.shape[1], self.cfg.clip_len, self.cfg.num_clips, test=True)
-        s = self.cfg.test_size
-        kp, shape = resize(kp[:, inds], self.size, (-1, s))
-        kp, shape = center_crop(kp, shape, s)
-        sc = sc[:, inds]
-        limbs = self.layout.limbs if self.kind == "limb" else None
-        out = []
-        for k, c in ((kp, sc), flip(kp, sc, shape[1], self.layout.flip_index)):
-            vol = generate(k, c, shape, self.sigma, kind=self.kind, limbs=limbs)  # [C, N * T, S, S]
-            out.append(vol.reshape(vol.shape[0], self.cfg.num_clips, self.cfg.clip_len, *shape).transpose(0, 1))
-        return torch.cat(out).contiguous()
-
 
 
 def preview(path: str | Path, clip_id: str, out_png: str | Path, frames: int = 6) -> Path:
@@ -205,7 +110,7 @@ def preview(path: str | Path, clip_id: str, out_png: str | Path, frames: int = 6
         if f"heatmaps/{clip_id}" not in hm.f:
             raise MgError(f"no clip {clip_id} (e.g. {hm.clips['clip_id'].iloc[0]})", path)
         vol = hm.read(clip_id)
-        kp, sc = hm.f[f"keypoints/{clip_id}"][()], hm.f[f"scores/{clip_id}"][()]
+        kp, sc = hm.keypoints(clip_id)
         layout = get_layout(hm.layout)
         row = hm.clips.set_index("clip_id").loc[clip_id]
         names = hm.class_names

@@ -20,9 +20,8 @@ from __future__ import annotations
 
 import inspect
 import typing
-import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from torch import nn
@@ -32,7 +31,8 @@ from mgcli.errors import MgError
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
-from mgcli.models.rgbpose import RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
+from mgcli.models.base import MgModel, Recognizer
+from mgcli.models.rgbpose import PathwayOptions, RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
 from mgcli.models.agcn import agcn
 from mgcli.models.mvit import mvit_v2_s
 from mgcli.models.swin import swin3d_b, swin3d_s, swin3d_t
@@ -45,7 +45,10 @@ __all__ = [
     "Bottleneck3d",
     "Classifier",
     "I3DHead",
+    "MgModel",
     "ModelSpec",
+    "Recognizer",
+    "check_options",
     "ResNet3d",
     "build_model",
     "count_parameters",
@@ -71,6 +74,7 @@ __all__ = [
 def posec3d_slowonly(
     num_classes: int,
     in_channels: int = 17,
+    *,
     base_channels: int = 32,
     stage_blocks: tuple[int, ...] = (4, 6, 3),
     conv1_kernel: tuple[int, ...] = (1, 7, 7),
@@ -96,6 +100,7 @@ def posec3d_slowonly(
 def rgb_slowonly(
     num_classes: int,
     in_channels: int = 3,
+    *,
     base_channels: int = 64,
     stage_blocks: tuple[int, ...] = (3, 4, 6, 3),
     conv1_kernel: tuple[int, ...] = (1, 7, 7),
@@ -119,22 +124,13 @@ def rgb_slowonly(
         in_channels, base_channels, stage_blocks, conv1_kernel, conv1_stride, pool1_stride,
         inflate, spatial_strides, temporal_strides,
     )
-    if pretrained is not None:
-        unfilled = inflate_2d_weights(backbone, load_resnet50_2d(pretrained))
-        if len(unfilled) == len(_weight_names(backbone)):
-            raise MgError(f"pretrained weights {pretrained!r} match no layer of this network")
-        if unfilled:
-            shown = ", ".join(unfilled[:4]) + (", ..." if len(unfilled) > 4 else "")
-            warnings.warn(f"rgb_slowonly: {len(unfilled)} tensors not filled from {pretrained!r} ({shown})",
-                          stacklevel=2)
+    report = inflate_2d_weights(backbone, load_resnet50_2d(pretrained), f"pretrained {pretrained!r}") if pretrained else None
     mean = IMAGENET_MEAN if in_channels == 3 else None
     std = IMAGENET_STD if in_channels == 3 else None
-    return Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout), mean, std)
-
-
-def _weight_names(model: nn.Module) -> list[str]:
-    """State-dict names that 2D inflation can fill (everything but ``num_batches_tracked``)."""
-    return [k for k in model.state_dict() if not k.endswith("num_batches_tracked")]
+    model = Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout), mean, std)
+    if report is not None:
+        model.load_reports.append(report)
+    return model
 
 
 # --------------------------------------------------------------------------- the table of models
@@ -151,6 +147,8 @@ class ModelSpec:
         description: one line for ``mg models``.
         clip_size: ``(T, H, W)`` of one sample at the paper's size.
         input_text: how ``mg models`` shows the input, when it is not one ``C x T x H x W`` clip.
+        sections: nested option sections (``model.rgb: {...}``) and the builder or dataclass whose
+            signature checks each.
     """
 
     builder: Callable[..., nn.Module]
@@ -158,6 +156,7 @@ class ModelSpec:
     description: str
     clip_size: tuple[int, int, int]
     input_text: str = ""
+    sections: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     def default_in_channels(self) -> int:
         """The builder's default ``in_channels``."""
@@ -179,7 +178,7 @@ MODELS: dict[str, ModelSpec] = {
     "rgbpose_conv3d": ModelSpec(
         rgbpose_conv3d, "rgbpose",
         "RGBPoseConv3D: RGB + pose pathways with laterals; optional CMF and PRM (MiGA 2024 winner)", (8, 224, 224),
-        "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps"),
+        "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps", {"rgb": PathwayOptions, "pose": PathwayOptions}),
     **{
         f"swin3d_{v}": ModelSpec(
             fn, "frames", f"Video Swin-{v.upper()} (torchvision) on RGB clips, Kinetics-400 weights optional",
@@ -195,7 +194,7 @@ MODELS: dict[str, ModelSpec] = {
     "token_fusion": ModelSpec(
         token_fusion, "rgbskeleton",
         "Cross-Modal Token Fusion of MViTv2-S and 2s-AGCN tokens in a transformer (MiGA 2025)", (16, 224, 224),
-        "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton"),
+        "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton", {"video": mvit_v2_s, "skeleton": agcn}),
 }
 
 
@@ -204,28 +203,46 @@ MODELS: dict[str, ModelSpec] = {
 def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
     """Build model ``name`` with ``num_classes`` outputs, checking ``options`` against its builder.
 
-    Lists are accepted for tuple options (YAML has no tuples) and ints for float options.
-    Unknown names, unknown options, wrong types and invalid settings raise :class:`MgError`.
+    Lists are accepted for tuple options (YAML has no tuples) and ints for float options; nested
+    sections (``rgb: {...}``, ``video: {...}``) are checked against their own builder's signature.
+    Unknown names, unknown options, wrong types and invalid settings raise :class:`MgError` naming
+    the option by its dotted path.
     """
     spec = MODELS.get(name)
     if spec is None:
         raise MgError(f"unknown model {name!r} (known: {', '.join(MODELS)})")
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise MgError(f"model {name}: num_classes must be a positive int, got {num_classes!r}")
-    hints = typing.get_type_hints(spec.builder)
-    accepted = [p for p in inspect.signature(spec.builder).parameters if p != "num_classes"]
-    kwargs = {}
-    for key, value in options.items():
-        if key not in accepted:
-            raise MgError(f"model {name}: unknown option {key!r} (accepted: {', '.join(sorted(accepted))})")
-        try:
-            kwargs[key] = typecheck.coerce(value, hints.get(key, Any))
-        except typecheck.Mismatch:
-            raise MgError(f"model {name}: option {key!r} must be {typecheck.describe(hints[key])}, got {value!r}") from None
+    kwargs = check_options(spec.builder, options, f"model {name}", spec.sections)
     try:
         return spec.builder(num_classes, **kwargs)
     except ValueError as e:
         raise MgError(f"model {name}: {e}") from None
+
+
+def check_options(fn: Callable[..., Any], options: dict[str, Any], what: str,
+                  sections: dict[str, Callable[..., Any]] | None = None, prefix: str = "") -> dict[str, Any]:
+    """``options`` checked against the parameters of ``fn`` (a builder or a dataclass); each
+    section of ``sections`` is a mapping checked against its own callable."""
+    sections = sections or {}
+    hints = typing.get_type_hints(fn)
+    accepted = [p for p in inspect.signature(fn).parameters if p != "num_classes"]
+    out = {}
+    for key, value in options.items():
+        path = f"{prefix}{key}"
+        if key not in accepted:
+            raise MgError(f"{what}: unknown option {path!r} (accepted: {', '.join(sorted(accepted))})")
+        if key in sections and value is not None:
+            if not isinstance(value, dict):
+                raise MgError(f"{what}: option {path!r} must be a mapping of options, got {value!r}")
+            out[key] = check_options(sections[key], value, what, None, f"{path}.")
+            continue
+        try:
+            out[key] = typecheck.coerce(value, hints.get(key, Any))
+        except typecheck.Mismatch as m:
+            raise MgError(f"{what}: option {path!r}{m.suffix} must be {typecheck.describe(m.hint)}, "
+                          f"got {m.value!r}") from None
+    return out
 
 
 # --------------------------------------------------------------------------- summaries

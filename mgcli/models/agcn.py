@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from mgcli.models.base import MgModel
 from mgcli.pose.layouts import Layout, get_layout
 
 __all__ = ["AGCN", "AGCNBlock", "AdaptiveGraphConv", "TemporalConv", "agcn", "joint_to_bone"]
@@ -184,7 +185,7 @@ class AGCNBlock(nn.Module):
         return self.relu(y)
 
 
-class AGCN(nn.Module):
+class AGCN(MgModel):
     """One stream of 2s-AGCN: data BatchNorm, ten :class:`AGCNBlock`, global average pooling, a linear head.
 
     Block widths are ``base_channels * (1, 1, 1, 1, 2, 2, 2, 4, 4, 4)`` with temporal stride 2 at
@@ -202,7 +203,7 @@ class AGCN(nn.Module):
     ``[N, M, out_channels, ceil(T / 4), V]``; :meth:`embed`: ``[N, out_channels]``.
     """
 
-    def __init__(self, num_classes: int, layout: str | Layout = "coco17", in_channels: int = 3, num_person: int = 1,
+    def __init__(self, num_classes: int, layout: str | Layout = "coco17", *, in_channels: int = 3, num_person: int = 1,
                  base_channels: int = 64, dropout: float = 0.0) -> None:
         super().__init__()
         self.layout = _layout(layout)
@@ -241,12 +242,12 @@ class AGCN(nn.Module):
         """Global average over time, joints and persons: ``[N, C, T, V, M] -> [N, out_channels]``."""
         return self.features(x).mean(dim=(3, 4)).mean(dim=1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, C, T, V, M] -> [N, num_classes]`` logits."""
         return self.fc(self.dropout(self.embed(x)))
 
 
-def agcn(num_classes: int, layout: str = "coco17", in_channels: int = 3, num_person: int = 1,
+def agcn(num_classes: int, layout: str = "coco17", *, in_channels: int = 3, num_person: int = 1,
          base_channels: int = 64, dropout: float = 0.0) -> AGCN:
     """One stream of 2s-AGCN (Shi et al., CVPR 2019), about 3.5 M parameters at ``base_channels`` 64.
 

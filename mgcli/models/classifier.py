@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from mgcli.models.base import MgModel
 from mgcli.models.heads import I3DHead
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Classifier", "InputNorm"]
@@ -44,7 +45,7 @@ class InputNorm(nn.Module):
         return x
 
 
-class Classifier(nn.Module):
+class Classifier(MgModel):
     """Backbone + head, with per-channel input normalisation done inside ``forward``.
 
     When ``input_mean`` is given, inputs (uint8 or float, 0..255 scale) are converted to float and
@@ -57,6 +58,8 @@ class Classifier(nn.Module):
         input_mean: per-channel mean (0..255 scale), or None for no normalisation.
         input_std: per-channel std (defaults to 1 when only the mean is given).
     """
+
+    training_only = ("semantic.",)  # the semantic embedding loss is not saved in model.pt
 
     def __init__(self, backbone: nn.Module, head: I3DHead, input_mean: Sequence[float] | None = None,
                  input_std: Sequence[float] | None = None) -> None:

@@ -14,12 +14,14 @@ Kinetics weights): the patch embedding (kernel 3x7x7, stride 2x4x4) and the thre
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from mgcli.errors import MgError
+from mgcli.models.base import MgModel
 from mgcli.models.classifier import InputNorm
 
 if TYPE_CHECKING:
@@ -37,7 +39,7 @@ _STRIDE_KV = ([1, 8, 8], [1, 4, 4], [1, 2, 2], [1, 1, 1])  # per stage: keys/val
 _V2_FLAGS = {"residual_pool": True, "residual_with_cls_embed": False, "rel_pos_embed": True, "proj_after_attn": True}
 
 
-class VideoMViT(nn.Module):
+class VideoMViT(MgModel):
     """Kinetics normalisation + a torchvision ``MViT`` whose head gives our classes.
 
     Input ``[N, 3, T, H, W]`` (uint8 or 0..255 floats, any memory format) with ``T, H, W`` exactly
@@ -80,9 +82,20 @@ class VideoMViT(nn.Module):
         """``[N, 3, T, H, W]`` -> the class token ``[N, embed_dim]`` (before the head)."""
         return self.tokens(x)[0][:, 0]
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """``[N, 3, T, H, W]`` -> logits ``[N, num_classes]``."""
         return self.net.head(self.embed(x))
+
+    def check_view(self, view: Any, where: str | Path | None = None) -> None:
+        """The clip must be exactly ``temporal_size x spatial_size`` (the token grid is fixed)."""
+        key = "rgb_len" if hasattr(view, "rgb_len") else "clip_len"
+        self.check_clip(getattr(view, key), view.train_size, view.test_size, key, where)
+
+    def check_clip(self, frames: int, train_size: int, test_size: int, key: str, where: str | Path | None) -> None:
+        size = self.spatial_size[0]
+        if frames != self.temporal_size or train_size != size or test_size != size:
+            raise MgError(f"the video model takes {self.temporal_size} x {size} x {size} clips but data.view gives "
+                          f"{key} {frames}, train_size {train_size}, test_size {test_size}; set them to match", where)
 
 
 def mvit_v2_blocks(
@@ -166,7 +179,7 @@ def mvit_v2_s(
 
     from torchvision.models.video import MViT, MViT_V2_S_Weights
 
-    from mgcli.models.weights import fetch, read_state_dict
+    from mgcli.models.weights import fetch, load_weights, read_state_dict
 
     state = None
     if pretrained == "kinetics400":
@@ -177,22 +190,8 @@ def mvit_v2_s(
         state = read_state_dict(pretrained, "give kinetics400, a torchvision-format .pth path, or null")
     net = MViT(spatial_size=(size, size), temporal_size=frames, block_setting=blocks,
                stochastic_depth_prob=stochastic_depth, **_V2_FLAGS)
+    model = VideoMViT(net, num_classes, dropout)
     if state is not None:
-        _load_backbone(net, state, pretrained)
-    return VideoMViT(net, num_classes, dropout)
-
-
-def _load_backbone(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load every tensor of ``state`` but the head into ``net``; all of them must fit exactly."""
-    own = {k: v for k, v in net.state_dict().items() if not k.startswith("head.")}
-    given = {k: v for k, v in state.items() if not k.startswith("head.")}
-    missing = sorted(own.keys() - given.keys())
-    unexpected = sorted(given.keys() - own.keys())
-    reshaped = sorted(k for k in own.keys() & given.keys() if own[k].shape != given[k].shape)
-    if missing or unexpected or reshaped:
-        example = (f"e.g. {reshaped[0]} is {list(given[reshaped[0]].shape)}, not {list(own[reshaped[0]].shape)}"
-                   if reshaped else f"e.g. {(missing or unexpected)[0]}")
-        raise MgError(f"pretrained weights {source!r} do not fit this MViT (check depths/dims/heads/frames/size): "
-                      f"{len(missing)} missing, {len(unexpected)} unexpected, {len(reshaped)} differently shaped "
-                      f"tensors; {example}")
-    net.load_state_dict(given, strict=False)
+        model.load_reports.append(load_weights(net, state, source=f"pretrained {pretrained!r} (MViT: check "
+                                               "depths/dims/heads/frames/size)", skip=("head.",)))
+    return model

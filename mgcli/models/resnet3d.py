@@ -10,12 +10,17 @@ Shapes are ``[N, C, T, H, W]`` throughout. Strides given as pairs are ``(tempora
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 
 import torch
 from torch import nn
+
+if TYPE_CHECKING:
+    from mgcli.models.weights import LoadReport
 
 
 __all__ = ["Bottleneck3d", "ResNet3d", "inflate_2d_weights", "load_resnet50_2d"]
@@ -205,52 +210,29 @@ class ResNet3d(nn.Module):
 
 # --------------------------------------------------------------------------- 2D -> 3D inflation
 
-def _torchvision_name(name_3d: str) -> str | None:
-    """Map one of our module names to the torchvision ResNet name (``stages.1.0.conv1`` -> ``layer2.0.conv1``)."""
-    stem = {"stem.conv": "conv1", "stem.bn": "bn1"}
-    if name_3d in stem:
-        return stem[name_3d]
-    m = re.fullmatch(r"stages\.(\d+)\.(.+)", name_3d)
-    if m is None:
-        return None
-    return f"layer{int(m.group(1)) + 1}.{m.group(2)}"
-
-
-def inflate_2d_weights(model: ResNet3d, state_dict_2d: Mapping[str, torch.Tensor]) -> list[str]:
+def inflate_2d_weights(model: ResNet3d, state_dict_2d: Mapping[str, torch.Tensor],
+                       source: str = "a 2D ResNet") -> LoadReport:
     """Fill ``model`` from a torchvision 2D ResNet state dict, inflating kernels along time.
 
     A 2D kernel ``[O, I, h, w]`` becomes ``[O, I, t, h, w]`` by repeating it ``t`` times and
     dividing by ``t``, so a clip of identical frames gives the 2D network's response. BatchNorm
-    weights, biases and running statistics are copied. Tensors whose shapes do not match (other
-    ``in_channels``, base width, lateral inputs) are left as they are.
-
-    Returns:
-        the names (``model.state_dict()`` keys, ignoring BN ``num_batches_tracked``) that were not
-        filled from ``state_dict_2d``.
+    weights, biases and running statistics are copied; the 2D classifier (``fc``) is skipped. Any
+    tensor of another shape (other ``in_channels``, base width, lateral inputs) is an error, and
+    every tensor of ``model`` must be filled (:func:`~mgcli.models.weights.load_weights`).
     """
-    filled: set[str] = set()
-    with torch.no_grad():
-        for name, module in model.named_modules():
-            if not isinstance(module, (nn.Conv3d, nn.BatchNorm3d)):
-                continue
-            name_2d = _torchvision_name(name)
-            if name_2d is None:
-                continue
-            for tensor_name, tensor in [*module.named_parameters(recurse=False), *module.named_buffers(recurse=False)]:
-                src = state_dict_2d.get(f"{name_2d}.{tensor_name}")
-                if src is None:
-                    continue
-                if isinstance(module, nn.Conv3d) and tensor_name == "weight":
-                    if src.shape != tensor.shape[:2] + tensor.shape[3:]:
-                        continue
-                    kernel_t = tensor.shape[2]
-                    tensor.copy_(src.unsqueeze(2).expand_as(tensor) / kernel_t)
-                else:
-                    if src.shape != tensor.shape:
-                        continue
-                    tensor.copy_(src)
-                filled.add(f"{name}.{tensor_name}")
-    return [k for k in model.state_dict() if k not in filled and not k.endswith("num_batches_tracked")]
+    from mgcli.models.weights import load_weights
+
+    return load_weights(model, state_dict_2d, source=source, rename=_our_name, skip=("fc.",), inflate=True)
+
+
+def _our_name(name_2d: str) -> str | None:
+    """A torchvision ResNet tensor name -> ours (``layer2.0.conv1.weight`` -> ``stages.1.0.conv1.weight``)."""
+    module, _, tensor = name_2d.rpartition(".")
+    stem = {"conv1": "stem.conv", "bn1": "stem.bn"}
+    if module in stem:
+        return f"{stem[module]}.{tensor}"
+    m = re.fullmatch(r"layer(\d+)\.(.+)", module)
+    return f"stages.{int(m.group(1)) - 1}.{m.group(2)}.{tensor}" if m else None
 
 
 def load_resnet50_2d(pretrained: str) -> dict[str, torch.Tensor]:

@@ -36,19 +36,27 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from mgcli.errors import MgError
+from mgcli.models.base import MgModel
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, InputNorm
 from mgcli.models.fusion import CrossModalFusion
 from mgcli.models.heads import I3DHead
 from mgcli.models.prototypes import PrototypeRefinement
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d
 
+if TYPE_CHECKING:
+    from mgcli.models.weights import LoadReport
+
 __all__ = [
+    "PathwayOptions",
     "RGBPoseClassifier",
     "RGBPoseConv3D",
     "RGBPoseHead",
@@ -90,6 +98,16 @@ def _upsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ra
     conv = nn.ConvTranspose3d(in_channels, out_channels, (kernel, 1, 1), stride=(speed_ratio, 1, 1),
                               padding=(padding, 0, 0), output_padding=(output_padding, 0, 0), bias=False)
     return nn.Sequential(OrderedDict([("conv", conv), ("bn", nn.BatchNorm3d(out_channels)), ("relu", nn.ReLU())]))
+
+
+def _stem_stride(stem: nn.Module) -> int:
+    """The spatial stride of a ResNet3d stem (its convolutions and pooling)."""
+    out = 1
+    for m in stem.modules():
+        if isinstance(m, nn.Conv3d | nn.MaxPool3d):
+            st = m.stride if isinstance(m.stride, tuple) else (m.stride,) * 3
+            out *= int(st[-1])
+    return out
 
 
 def _concat(name: str, own: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
@@ -147,6 +165,7 @@ class RGBPoseConv3D(nn.Module):
         self,
         rgb_in_channels: int = 3,
         pose_in_channels: int = 17,
+        *,
         rgb_base: int = 64,
         pose_base: int = 32,
         rgb_stage_blocks: Sequence[int] = (3, 4, 6, 3),
@@ -348,7 +367,7 @@ class RGBPoseHead(nn.Module):
                 for k, w in self.loss_weights.items()}
 
 
-class RGBPoseClassifier(nn.Module):
+class RGBPoseClassifier(MgModel):
     """RGBPoseConv3D backbone + :class:`RGBPoseHead` (+ optional PRM), normalising RGB on the device.
 
     RGB clips (uint8 or 0..255 floats) are converted to float and normalised with ``rgb_mean`` /
@@ -364,7 +383,9 @@ class RGBPoseClassifier(nn.Module):
     ``prm_alpha``.
     """
 
-    def __init__(self, backbone: RGBPoseConv3D, head: RGBPoseHead,
+    branch_inputs = {"rgb": "frames", "pose": "heatmaps"}  # what each init_from branch checkpoint reads
+
+    def __init__(self, backbone: RGBPoseConv3D, head: RGBPoseHead, *,
                  rgb_mean: Sequence[float] | None = IMAGENET_MEAN,
                  rgb_std: Sequence[float] | None = IMAGENET_STD,
                  prm: Mapping[str, PrototypeRefinement] | None = None, prm_alpha: float = 1.0) -> None:
@@ -404,11 +425,22 @@ class RGBPoseClassifier(nn.Module):
                 out[f"prm_{key}"] = prm(feats[key], out[key].float(), labels)
         return out
 
-    branch_inputs = {"rgb": "frames", "pose": "heatmaps"}  # what each init_from branch checkpoint reads
+    def check_view(self, view: Any, where: str | Path | None = None) -> None:
+        """The paired views must meet the two pathways: pose frames per RGB frame equal to
+        ``speed_ratio``, and heatmaps scaled like the stems' downsampling (1/4 in the paper)."""
+        net = self.backbone
+        if view.speed_ratio != net.speed_ratio:
+            raise MgError(f"data.view.speed_ratio is {view.speed_ratio} but model.speed_ratio is {net.speed_ratio}; "
+                          "set both", where)
+        ratio = _stem_stride(net.pose.stem) / _stem_stride(net.rgb.stem)
+        if abs(view.scaling - ratio) > 1e-9:
+            raise MgError(f"data.view.scaling is {view.scaling} but the model's stems need heatmaps at {ratio:g} of "
+                          "the RGB size (RGB stem stride / pose stem stride)", where)
 
-    @property
-    def modalities(self) -> tuple[str, ...]:
-        return tuple(self.head.loss_weights)
+    def load_branches(self, states: Mapping[str, Mapping[str, torch.Tensor]]) -> LoadReport:
+        """PoseConv3D's two-step initialisation from the ``rgb`` and ``pose`` branch state dicts
+        (:func:`merge_branch_weights`)."""
+        return merge_branch_weights(self, states["rgb"], states["pose"])
 
     def loss(self, out: Mapping[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
         """The training loss terms (sum them): weighted cross-entropy per modality and, where
@@ -420,37 +452,44 @@ class RGBPoseClassifier(nn.Module):
         return terms
 
 
+@dataclass(frozen=True)
+class PathwayOptions:
+    """One pathway section of ``rgbpose_conv3d`` (``model.rgb`` / ``model.pose``): the
+    :class:`~mgcli.models.resnet3d.ResNet3d` settings of that pathway and its lateral inputs. A
+    field left out keeps the pathway's default (see :class:`RGBPoseConv3D`)."""
+
+    in_channels: int | None = None
+    base_channels: int | None = None
+    stage_blocks: tuple[int, ...] | None = None
+    conv1_kernel: tuple[int, ...] | None = None
+    conv1_stride: tuple[int, ...] | None = None
+    pool1_stride: tuple[int, ...] | None = None
+    inflate: tuple[int, ...] | None = None
+    spatial_strides: tuple[int, ...] | None = None
+    temporal_strides: tuple[int, ...] | None = None
+    lateral: tuple[int, ...] | None = None
+    lateral_infl: int | None = None
+    detach: bool | None = None
+    drop_path: float | None = None
+
+
+def _pathway_kwargs(modality: str, section: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A pathway section as :class:`RGBPoseConv3D` keyword arguments (``base_channels`` -> ``rgb_base``)."""
+    out = {}
+    for key, value in (section or {}).items():
+        if value is not None:
+            out[f"{modality}_{'base' if key == 'base_channels' else key}"] = value
+    return out
+
+
 def rgbpose_conv3d(
     num_classes: int,
-    rgb_in_channels: int = 3,
-    pose_in_channels: int = 17,
-    rgb_base: int = 64,
-    pose_base: int = 32,
-    rgb_stage_blocks: tuple[int, ...] = (3, 4, 6, 3),
-    pose_stage_blocks: tuple[int, ...] = (4, 6, 3),
+    *,
+    rgb: dict[str, Any] | None = None,
+    pose: dict[str, Any] | None = None,
     speed_ratio: int = 4,
     channel_ratio: int = 4,
     fusion_kernel: int = 7,
-    rgb_lateral: tuple[int, ...] = (0, 0, 1, 1),
-    pose_lateral: tuple[int, ...] = (0, 1, 1),
-    rgb_lateral_infl: int = 1,
-    pose_lateral_infl: int = 16,
-    rgb_conv1_kernel: tuple[int, ...] = (1, 7, 7),
-    rgb_conv1_stride: tuple[int, ...] = (1, 2),
-    rgb_pool1_stride: tuple[int, ...] = (1, 2),
-    rgb_inflate: tuple[int, ...] = (0, 0, 1, 1),
-    rgb_spatial_strides: tuple[int, ...] = (1, 2, 2, 2),
-    rgb_temporal_strides: tuple[int, ...] = (1, 1, 1, 1),
-    pose_conv1_kernel: tuple[int, ...] = (1, 7, 7),
-    pose_conv1_stride: tuple[int, ...] = (1, 1),
-    pose_pool1_stride: tuple[int, ...] = (1, 1),
-    pose_inflate: tuple[int, ...] = (0, 1, 1),
-    pose_spatial_strides: tuple[int, ...] = (2, 2, 2),
-    pose_temporal_strides: tuple[int, ...] = (1, 1, 1),
-    rgb_detach: bool = False,
-    pose_detach: bool = False,
-    rgb_drop_path: float = 0.0,
-    pose_drop_path: float = 0.0,
     dropout: float = 0.5,
     loss_weights: tuple[float, ...] = (1.0, 1.0),
     cmf: bool = False,
@@ -464,13 +503,15 @@ def rgbpose_conv3d(
     prm_rho: float = 0.9,
     prm_alpha: float = 0.1,
     prm_calib_weight: float = 1.0,
-    prm_pathways: tuple[str, ...] = ("rgb", "pose"),
+    prm_pathways: tuple[Literal["rgb", "pose"], ...] = ("rgb", "pose"),
 ) -> RGBPoseClassifier:
     """PoseConv3D's RGBPoseConv3D on RGB clips ``[N, 3, 8, 224, 224]`` and heatmaps ``[N, K, 32, 56, 56]``.
 
     Returns per-modality logits ``{"rgb": ..., "pose": ...}``. RGB frames are normalised with the
-    ImageNet mean/std inside the model when ``rgb_in_channels`` is 3. See :class:`RGBPoseConv3D`
-    for the backbone options; ``dropout`` and ``loss_weights`` (rgb, pose) go to :class:`RGBPoseHead`.
+    ImageNet mean/std inside the model when the RGB pathway reads 3 channels. ``rgb`` and ``pose``
+    are the pathway sections (:class:`PathwayOptions`: ``in_channels``, ``base_channels``,
+    ``stage_blocks``, strides, ``lateral``, ...; see :class:`RGBPoseConv3D` for their defaults);
+    ``dropout`` and ``loss_weights`` (rgb, pose) go to :class:`RGBPoseHead`.
 
     The MiGA 2024 winner's additions, both off by default (plain RGBPoseConv3D):
 
@@ -480,18 +521,9 @@ def rgbpose_conv3d(
       ``prm_dim``, temperature ``prm_tau``, EMA momentum ``prm_rho``, loss weight ``prm_alpha``).
     """
     backbone = RGBPoseConv3D(
-        rgb_in_channels=rgb_in_channels, pose_in_channels=pose_in_channels, rgb_base=rgb_base,
-        pose_base=pose_base, rgb_stage_blocks=rgb_stage_blocks, pose_stage_blocks=pose_stage_blocks,
-        speed_ratio=speed_ratio, channel_ratio=channel_ratio, fusion_kernel=fusion_kernel,
-        rgb_lateral=rgb_lateral, pose_lateral=pose_lateral, rgb_lateral_infl=rgb_lateral_infl,
-        pose_lateral_infl=pose_lateral_infl, rgb_conv1_kernel=rgb_conv1_kernel, rgb_conv1_stride=rgb_conv1_stride,
-        rgb_pool1_stride=rgb_pool1_stride, rgb_inflate=rgb_inflate, rgb_spatial_strides=rgb_spatial_strides,
-        rgb_temporal_strides=rgb_temporal_strides, pose_conv1_kernel=pose_conv1_kernel,
-        pose_conv1_stride=pose_conv1_stride, pose_pool1_stride=pose_pool1_stride, pose_inflate=pose_inflate,
-        pose_spatial_strides=pose_spatial_strides, pose_temporal_strides=pose_temporal_strides,
-        rgb_detach=rgb_detach, pose_detach=pose_detach, rgb_drop_path=rgb_drop_path,
-        pose_drop_path=pose_drop_path, cmf_levels=cmf_levels if cmf else (), cmf_hidden=cmf_hidden,
-        cmf_heads=cmf_heads, cmf_tokens=cmf_tokens,
+        **_pathway_kwargs("rgb", rgb), **_pathway_kwargs("pose", pose), speed_ratio=speed_ratio,
+        channel_ratio=channel_ratio, fusion_kernel=fusion_kernel, cmf_levels=cmf_levels if cmf else (),
+        cmf_hidden=cmf_hidden, cmf_heads=cmf_heads, cmf_tokens=cmf_tokens,
     )
     head = RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels, num_classes, dropout,
                        loss_weights=loss_weights)
@@ -502,14 +534,14 @@ def rgbpose_conv3d(
             if key not in channels:
                 raise ValueError(f"prm_pathways: expected rgb and/or pose, got {list(prm_pathways)}")
             prms[key] = PrototypeRefinement(channels[key], num_classes, prm_dim, prm_tau, prm_rho, prm_calib_weight)
-    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if rgb_in_channels == 3 else (None, None)
-    return RGBPoseClassifier(backbone, head, mean, std, prm=prms, prm_alpha=prm_alpha)
+    mean, std = (IMAGENET_MEAN, IMAGENET_STD) if backbone.rgb.in_channels == 3 else (None, None)
+    return RGBPoseClassifier(backbone, head, rgb_mean=mean, rgb_std=std, prm=prms, prm_alpha=prm_alpha)
 
 
 # --------------------------------------------------------------------------- two-step initialisation
 
 def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch.Tensor],
-                         pose_state: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
+                         pose_state: Mapping[str, torch.Tensor]) -> LoadReport:
     """Initialise ``model`` from an RGB-only and a pose-only classifier (PoseConv3D's two-step init).
 
     ``rgb_state`` is the state dict of an ``rgb_slowonly`` :class:`~mgcli.models.Classifier`
@@ -522,46 +554,31 @@ def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch
     the branch weights fill the leading channels and the trailing ones are zero: at the start the
     laterals contribute nothing and each pathway computes exactly what its branch did.
 
-    Returns:
-        ``{"loaded": [...], "padded": [...], "new": [...], "unused": [...]}``: fused keys copied
-        as they are, fused keys zero-padded, fused keys left at their init (the laterals), and branch
-        keys with no counterpart (prefixed ``rgb:`` / ``pose:``).
+    Returns the :class:`~mgcli.models.weights.LoadReport` of both loads: fused tensors copied,
+    zero-padded and left new (the laterals, CMF, PRM), and branch tensors with no counterpart
+    (prefixed ``rgb:`` / ``pose:``).
 
     Raises:
-        MgError: a tensor whose shape fits neither as it is nor by input-channel padding.
+        MgError: a tensor whose shape fits neither as it is nor by input-channel padding, or a
+            branch that fills nothing of its pathway.
     """
-    target = model.state_dict()
-    merged = dict(target)
-    report: dict[str, list[str]] = {"loaded": [], "padded": [], "new": [], "unused": []}
-    filled: set[str] = set()
+    from mgcli.models.weights import load_weights
+
+    report = None
     for branch, state in (("rgb", rgb_state), ("pose", pose_state)):
         if isinstance(state.get("state_dict"), Mapping):
             state = state["state_dict"]
-        for key, src in state.items():
+
+        def rename(key: str, branch: str = branch) -> str | None:
             part, _, rest = key.partition(".")
-            name = f"{part}.{branch}.{rest}" if part in ("backbone", "head") else None
-            if name is None or name not in target:
-                report["unused"].append(f"{branch}:{key}")
-                continue
-            dst = target[name]
-            if not isinstance(src, torch.Tensor):
-                raise MgError(f"{branch} branch weights: {key!r} is not a tensor")
-            if src.shape == dst.shape:
-                merged[name] = src.detach().clone().to(dst.dtype)
-                report["loaded"].append(name)
-            elif src.dim() >= 2 and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:] \
-                    and src.shape[1] < dst.shape[1]:
-                padded = torch.zeros_like(dst)
-                padded[:, : src.shape[1]] = src
-                merged[name] = padded
-                report["padded"].append(name)
-            else:
-                raise MgError(f"{branch} branch weights: {key!r} has shape {list(src.shape)} but {name!r} in the "
-                              f"fused model has {list(dst.shape)} (different widths or depths?)")
-            filled.add(name)
-        if not any(k.startswith(f"backbone.{branch}.") for k in filled):
+            return f"{part}.{branch}.{rest}" if part in ("backbone", "head") else None
+
+        one = load_weights(model, state, source=f"the {branch} branch", rename=rename, pad_inputs=True, strict=False)
+        one.unused = [f"{branch}:{k}" for k in one.unused]
+        if not any(k.startswith(f"backbone.{branch}.") for k in one.filled):
             raise MgError(f"the {branch} branch weights fill no tensor of the {branch} pathway (not a "
                           f"{'rgb_slowonly' if branch == 'rgb' else 'posec3d_slowonly'} state dict?)")
-    report["new"] = [k for k in target if k not in filled]
-    model.load_state_dict(merged)
+        report = one if report is None else report.merge(one)
+    assert report is not None
+    report.source = "the rgb and pose branches"
     return report

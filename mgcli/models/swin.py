@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from mgcli.errors import MgError
+from mgcli.models.base import MgModel
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, InputNorm
 
 __all__ = ["VideoSwin", "swin3d", "swin3d_b", "swin3d_s", "swin3d_t"]
@@ -25,7 +25,7 @@ _VARIANTS = {
 }
 
 
-class VideoSwin(nn.Module):
+class VideoSwin(MgModel):
     """ImageNet normalisation + a torchvision ``SwinTransformer3d`` whose head gives our classes.
 
     ``forward``: ``[N, 3, T, H, W]`` (uint8 or 0..255 floats) -> logits; ``embed``: the pooled
@@ -52,7 +52,7 @@ class VideoSwin(nn.Module):
         x = x.permute(0, 4, 1, 2, 3)
         return torch.flatten(net.avgpool(x), 1)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         return self.net.head(self.embed(x))
 
 
@@ -71,7 +71,7 @@ def swin3d(
     """
     import torchvision.models.video as tvv
 
-    from mgcli.models.weights import fetch, read_state_dict
+    from mgcli.models.weights import fetch, load_weights, read_state_dict
 
     if variant not in _VARIANTS:
         raise ValueError(f"variant must be t, s or b, got {variant!r}")
@@ -79,6 +79,7 @@ def swin3d(
         raise ValueError(f"Video Swin reads RGB clips (3 channels), got {in_channels}")
     builder, enum_name, tags = _VARIANTS[variant]
     net = getattr(tvv, builder)()  # torchvision's settings (stochastic depth 0.1)
+    report = None
     if pretrained is not None:
         if pretrained in tags:
             member = getattr(getattr(tvv, enum_name), tags[pretrained])
@@ -86,12 +87,11 @@ def swin3d(
                           "pass `pretrained: null` or a path to a torchvision-format .pth state dict")
         else:
             state = read_state_dict(pretrained, f"give {', '.join(tags)}, a torchvision-format .pth path, or null")
-        state = {k: v for k, v in state.items() if not k.startswith("head.")}
-        missing, unexpected = net.load_state_dict(state, strict=False)
-        if unexpected or [k for k in missing if not k.startswith("head.")]:
-            raise MgError(f"pretrained weights {pretrained!r} do not fit swin3d_{variant} "
-                          f"({len(unexpected)} unexpected, {len(missing)} missing tensors)")
-    return VideoSwin(net, num_classes, dropout)
+        report = load_weights(net, state, source=f"pretrained {pretrained!r} (swin3d_{variant})", skip=("head.",))
+    model = VideoSwin(net, num_classes, dropout)
+    if report is not None:
+        model.load_reports.append(report)
+    return model
 
 
 def swin3d_t(num_classes: int, in_channels: int = 3, pretrained: str | None = None, dropout: float = 0.5) -> VideoSwin:

@@ -20,21 +20,25 @@ from trained branch checkpoints (:meth:`TokenFusion.load_branches`) and be froze
 
 from __future__ import annotations
 
-from typing import Any
+import typing
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from mgcli.errors import MgError
+from mgcli.models.base import MgModel
+
+if TYPE_CHECKING:
+    from mgcli.models.weights import LoadReport
 
 __all__ = ["TokenFusion", "token_fusion"]
 
-VIDEO_TOKENS = ("temporal", "all", "cls")
-SKELETON_TOKENS = ("temporal", "joint", "pooled")
+VideoTokens = Literal["temporal", "all", "cls"]
+SkeletonTokens = Literal["temporal", "joint", "pooled"]
 
 
-class TokenFusion(nn.Module):
+class TokenFusion(MgModel):
     """Video + skeleton backbones, token projection, a transformer encoder and a classifier.
 
     Args:
@@ -51,15 +55,14 @@ class TokenFusion(nn.Module):
     branch_inputs = {"rgb": "frames", "skeleton": "poses"}  # what each branch checkpoint must read
 
     def __init__(
-        self, video: nn.Module, skeleton: nn.Module, num_classes: int, width: int = 256, depth: int = 2,
-        heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.1, video_tokens: str = "temporal",
-        skeleton_tokens: str = "temporal", max_tokens: int = 1024, freeze_backbones: bool = False,
-    ) -> None:  # fmt: skip
+        self, video: nn.Module, skeleton: nn.Module, num_classes: int, *, width: int = 256, depth: int = 2,
+        heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.1, video_tokens: VideoTokens = "temporal",
+        skeleton_tokens: SkeletonTokens = "temporal", max_tokens: int = 1024, freeze_backbones: bool = False,
+    ) -> None:
         super().__init__()
-        if video_tokens not in VIDEO_TOKENS:
-            raise ValueError(f"video_tokens must be one of {', '.join(VIDEO_TOKENS)}, not {video_tokens!r}")
-        if skeleton_tokens not in SKELETON_TOKENS:
-            raise ValueError(f"skeleton_tokens must be one of {', '.join(SKELETON_TOKENS)}, not {skeleton_tokens!r}")
+        if video_tokens not in typing.get_args(VideoTokens) or skeleton_tokens not in typing.get_args(SkeletonTokens):
+            raise ValueError(f"video_tokens must be one of {typing.get_args(VideoTokens)} and skeleton_tokens one "
+                             f"of {typing.get_args(SkeletonTokens)}, got {video_tokens!r} and {skeleton_tokens!r}")
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         if depth < 1 or max_tokens < 1:
@@ -73,14 +76,14 @@ class TokenFusion(nn.Module):
         self.proj = nn.ModuleDict({
             "rgb": nn.Sequential(nn.LayerNorm(video.embed_dim), nn.Linear(video.embed_dim, width)),
             "skeleton": nn.Sequential(nn.LayerNorm(skeleton.out_channels), nn.Linear(skeleton.out_channels, width)),
-        })  # fmt: skip
+        })
         self.modality = nn.Parameter(torch.zeros(2, width))
         self.pos = nn.ParameterDict({m: nn.Parameter(torch.zeros(max_tokens, width)) for m in self.modalities})
         self.cls = nn.Parameter(torch.zeros(1, 1, width))
         for p in (self.modality, self.cls, *self.pos.values()):
             nn.init.trunc_normal_(p, std=0.02)
         layer = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)  # fmt: skip
+                                           batch_first=True, norm_first=True)
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
@@ -128,7 +131,7 @@ class TokenFusion(nn.Module):
     # ------------------------------------------------------------------ forward
 
     def forward(self, rgb: torch.Tensor, skeleton: torch.Tensor, present: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> torch.Tensor:  # fmt: skip
+                labels: torch.Tensor | None = None) -> torch.Tensor:
         """Logits ``[N, num_classes]``. ``present`` ``[N, 2]`` (bool) masks an absent modality's
         tokens; ``labels`` is accepted for the training loop's interface and not used."""
         v = self._embed(self.rgb_tokens(rgb), "rgb")
@@ -142,41 +145,36 @@ class TokenFusion(nn.Module):
                 torch.zeros(n, 1, dtype=torch.bool, device=x.device),
                 (~present[:, 0:1]).expand(n, v.shape[1]),
                 (~present[:, 1:2]).expand(n, s.shape[1]),
-            ], dim=1)  # fmt: skip
+            ], dim=1)
         x = self.encoder(x, src_key_padding_mask=mask)
         return self.head(self.norm(x[:, 0]))
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
-        return {"ce": F.cross_entropy(logits.float(), labels, label_smoothing=label_smoothing)}
+    def check_view(self, view: Any, where: str | Path | None = None) -> None:
+        """The RGB clip must fit the video backbone's fixed input size."""
+        self.video.check_view(view, where)
 
     # ------------------------------------------------------------------ branch initialisation
 
-    def load_branches(self, states: dict[str, dict[str, torch.Tensor]]) -> dict[str, list[str]]:
-        """Copy the ``rgb`` (MViT branch) and ``skeleton`` (AGCN branch) checkpoints' backbone
-        weights into the two backbones (their classifier heads are not used). Returns the tensor
-        names loaded, left new and unused, like RGBPoseConv3D's merge."""
-        report: dict[str, list[str]] = {"loaded": [], "padded": [], "new": [], "unused": []}
-        for mod, module, prefix in (("rgb", self.video, "video."), ("skeleton", self.skeleton, "skeleton.")):
-            own = module.state_dict()
-            take = {}
-            for k, t in states[mod].items():
-                if k in own and own[k].shape == t.shape:
-                    take[k] = t
-                else:
-                    report["unused"].append(f"{mod}:{k}")
-            module.load_state_dict(take, strict=False)
-            report["loaded"] += [prefix + k for k in take]
-        loaded = set(report["loaded"])
-        report["new"] = [k for k in self.state_dict() if k not in loaded]
-        if not any(k.startswith("video.") for k in loaded) or not any(k.startswith("skeleton.") for k in loaded):
-            raise MgError("the branch checkpoints fill none of one backbone's weights (other model sizes?)")
+    def load_branches(self, states: dict[str, dict[str, torch.Tensor]]) -> LoadReport:
+        """Copy the ``rgb`` (MViT branch) and ``skeleton`` (AGCN branch) checkpoints' weights into
+        the two backbones; their classifier heads are not used (skipped). Every other tensor must
+        fit exactly (one line naming the first that does not)."""
+        from mgcli.models.weights import load_weights
+
+        video = load_weights(self.video, states["rgb"], source="the rgb (MViT) branch", skip=("net.head.",))
+        skeleton = load_weights(self.skeleton, states["skeleton"], source="the skeleton (AGCN) branch",
+                                skip=("fc.",))
+        report = video.merge(skeleton)
+        report.loaded = [f"video.{k}" for k in video.loaded] + [f"skeleton.{k}" for k in skeleton.loaded]
+        report.skipped = [f"rgb:{k}" for k in video.skipped] + [f"skeleton:{k}" for k in skeleton.skipped]
+        done = set(report.loaded)
+        report.new = [k for k in self.state_dict() if k not in done]
         return report
 
 
 def token_fusion(
     num_classes: int,
-    rgb_in_channels: int = 3,
-    skeleton_in_channels: int = 3,
+    *,
     video: dict[str, Any] | None = None,
     skeleton: dict[str, Any] | None = None,
     width: int = 256,
@@ -184,8 +182,8 @@ def token_fusion(
     heads: int = 4,
     mlp_ratio: float = 2.0,
     dropout: float = 0.1,
-    video_tokens: str = "temporal",
-    skeleton_tokens: str = "temporal",
+    video_tokens: VideoTokens = "temporal",
+    skeleton_tokens: SkeletonTokens = "temporal",
     max_tokens: int = 1024,
     freeze_backbones: bool = False,
 ) -> TokenFusion:
@@ -195,9 +193,8 @@ def token_fusion(
     from mgcli.models.agcn import agcn
     from mgcli.models.mvit import mvit_v2_s
 
-    if rgb_in_channels != 3:
-        raise ValueError(f"the video backbone reads 3-channel RGB, not {rgb_in_channels} channels")
     v = mvit_v2_s(num_classes, **(video or {}))
-    s = agcn(num_classes, in_channels=skeleton_in_channels, **(skeleton or {}))
-    return TokenFusion(v, s, num_classes, width, depth, heads, mlp_ratio, dropout, video_tokens, skeleton_tokens,
-                       max_tokens, freeze_backbones)  # fmt: skip
+    s = agcn(num_classes, **(skeleton or {}))
+    return TokenFusion(v, s, num_classes, width=width, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
+                       dropout=dropout, video_tokens=video_tokens, skeleton_tokens=skeleton_tokens,
+                       max_tokens=max_tokens, freeze_backbones=freeze_backbones)

@@ -14,7 +14,7 @@ import dataclasses
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -35,7 +35,7 @@ class DataConfig:
 
 @dataclass
 class OptimConfig:
-    name: str = "sgd"  # sgd | adamw
+    name: Literal["sgd", "adamw"] = "sgd"
     lr: float = 0.1  # for the global batch of the paper; scale it with batch_size x processes
     momentum: float = 0.9  # sgd
     weight_decay: float = 3e-4
@@ -45,7 +45,7 @@ class OptimConfig:
 
 @dataclass
 class ScheduleConfig:
-    kind: str = "cosine"  # cosine | multistep
+    kind: Literal["cosine", "multistep"] = "cosine"
     milestones: tuple[int, ...] = ()  # multistep: epochs where the lr is multiplied by gamma
     gamma: float = 0.1
     min_lr: float = 0.0  # cosine: final lr
@@ -104,6 +104,13 @@ def coerce(value: Any, tp: Any, key: str, where: str | Path | None) -> Any:
     a mismatch is one line naming the key (and the element inside it)."""
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, where, prefix=f"{key}.")
+    args = typing.get_args(tp)
+    if len(args) == 2 and type(None) in args and any(dataclasses.is_dataclass(a) for a in args):
+        # an optional section: null or false (off), true (its defaults) or a mapping of its fields
+        sub = next(a for a in args if a is not type(None))
+        if value is None or value is False:
+            return None
+        return from_dict(sub, {} if value is True else value, where, prefix=f"{key}.")
     try:
         return typecheck.coerce(value, tp)
     except typecheck.Mismatch as m:
@@ -174,10 +181,6 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
     cfg = from_dict(RunConfig, raw, path)
     if not isinstance(cfg.model.get("name"), str):
         raise MgError("model.name must name a model (see `mg models`)", path)
-    if cfg.optim.name not in ("sgd", "adamw"):
-        raise MgError(f"optim.name must be sgd or adamw, got {cfg.optim.name!r}", path)
-    if cfg.schedule.kind not in ("cosine", "multistep"):
-        raise MgError(f"schedule.kind must be cosine or multistep, got {cfg.schedule.kind!r}", path)
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg.train, key) < 1:
             raise MgError(f"train.{key} must be at least 1", path)

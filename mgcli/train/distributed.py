@@ -92,15 +92,6 @@ def mean_across(ctx: Context, value: float, weight: float = 1.0) -> float:
     return float(t[0] / t[1]) if t[1] > 0 else float("nan")
 
 
-def broadcast_object(ctx: Context, obj: Any) -> Any:
-    """Rank 0's ``obj`` on every process."""
-    if not ctx.distributed:
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]
-
-
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))

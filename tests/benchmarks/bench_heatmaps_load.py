@@ -10,9 +10,9 @@ from pathlib import Path
 
 import torch
 
+from mgcli.data.heatmaps import HeatmapClips, PoseViewConfig
 from mgcli.dataset.sample import SampleConfig, generate_sample
-from mgcli.heatmaps.build import BuildOptions, HeatmapClips, build_heatmaps
-from mgcli.heatmaps.pipeline import PoseViewConfig
+from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
 
 
@@ -28,8 +28,8 @@ def main() -> None:
                   f"({stats['clips'] / stats['seconds']:.0f} clips/s), {stats['bytes_per_clip'] / 1024:.1f} KiB per clip")
             for clip_len in (32, 48):
                 cfg = PoseViewConfig(clip_len=clip_len)
-                train = HeatmapClips(tmp / f"{kind}.h5", "train", train=True, cfg=cfg)
-                test = HeatmapClips(tmp / f"{kind}.h5", "test", train=False, cfg=cfg)
+                train = HeatmapClips(tmp / f"{kind}.h5", "train", train=True, view=cfg)
+                test = HeatmapClips(tmp / f"{kind}.h5", "test", train=False, view=cfg)
                 train[0], test[0]  # open the files
                 n = 100
                 t0 = time.perf_counter()

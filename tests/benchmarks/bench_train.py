@@ -24,10 +24,14 @@ import torch
 from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
+from mgcli.data import data_kind, open_split
+from mgcli.train.build import build_for_data
 from mgcli.train.config import load_config
-from mgcli.train.data import data_kind, open_split
 from mgcli.train.distributed import Context
-from mgcli.train.loop import build_for_data, make_optimizer, train_step
+from mgcli.train.loop import Run, train_step
+from mgcli.train.optim import make_optimizer
+from mgcli.train.plan import RunPlan
+from mgcli.train.progress import Reporter
 
 
 def peak_rss_gb() -> float:
@@ -39,11 +43,12 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     """Time ``steps`` training steps of a run config (the first, which starts the workers, left out)."""
     cfg = load_config(config, [*overrides, "data.workers=2", "train.amp=false"])
     ds = open_split(cfg, "train", train=True)
-    model = build_for_data(cfg, len(ds.class_names), ds.num_channels, data_kind(cfg), load_pretrained=False,
-                           graph=getattr(ds, "graph", None))  # random init: no weights download
-    optimizer = make_optimizer(cfg, model)
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
+    kind = data_kind(cfg)
+    model = build_for_data(cfg, len(ds.class_names), kind, ds.data_options, load_pretrained=False)  # random init
     ctx = Context()
+    plan = RunPlan(kind, ds.data_options, list(ds.class_names), frozenset({"train"}), 0)
+    run = Run(cfg, ctx, plan, model, model, make_optimizer(cfg, model), torch.amp.GradScaler("cuda", enabled=False),
+              Reporter(), amp=False, channels_last=False)
     n = cfg.train.batch_size * (steps + 1)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(ds, list(range(min(n, len(ds))))), batch_size=cfg.train.batch_size,
@@ -56,7 +61,7 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     for _ in range(steps + 1):
         x, y = next(it)
         t_data = time.perf_counter()
-        train_step(cfg, ctx, model, model, optimizer, scaler, x, y, cfg.optim.lr, False, False)
+        train_step(run, x, y, cfg.optim.lr)
         t_step = time.perf_counter()
         waits.append(t_data - t_end)
         totals.append(t_step - t_end)
@@ -64,7 +69,7 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     waits, totals = waits[1:], totals[1:]
     step = statistics.median(totals)
     params = sum(p.numel() for p in model.parameters()) / 1e6
-    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in x.items()) if isinstance(x, dict) else str(tuple(x.shape))
+    shapes = ", ".join(f"{k} {tuple(v.shape)}" for k, v in x.items())
     print(
         f"{name}: {params:.2f} M parameters, input {shapes}: {step:.2f} s/step (median of {steps}), "
         f"{cfg.train.batch_size / step:.2f} samples/s, waiting for data {100 * sum(waits) / sum(totals):.1f} % "

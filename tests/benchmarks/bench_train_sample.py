@@ -23,7 +23,7 @@ from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
 from mgcli.train.config import load_config
-from mgcli.train.loop import launch
+from mgcli.train.launch import launch
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
