@@ -153,7 +153,7 @@ $(RUNS)/imigue_miga2023_%/scores-test.csv: $(OUT)/heatmaps-upper22-%.h5 pipeline
 $(RUNS)/imigue_rgb/scores-test.csv $(RUNS)/imigue_swin3d_b/scores-test.csv: \
 		$(RUNS)/%/scores-test.csv: $(OUT)/poses.h5 pipelines/%.yaml
 	$(MG) train-branch -c pipelines/$*.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
-		data.path=$(OUT)/frames.h5 $(RUN_ARGS)
+		data.path=$(OUT)/frames.h5 data.poses=$(OUT)/poses.h5 $(RUN_ARGS)
 
 $(RUNS)/imigue_rgbpose/scores-test.csv: $(RUNS)/imigue_rgb/scores-test.csv \
 		$(RUNS)/imigue_pose_joint/scores-test.csv pipelines/imigue_rgbpose.yaml
