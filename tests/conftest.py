@@ -79,7 +79,11 @@ def mini_release(tmp_path: Path) -> Path:
     (d / "0101_label.csv").write_text("4,0,9\n99,12,20\n26,25,39\n")
     kp = openpose_rows(40)
     write_xlsx_openpyxl(d / "0101_openpose.xlsx", kp)
-    write_light_hand(d / "0101_light_hand.csv", kp[:, list(range(25)) + [99, 103, 107, 111, 115, 120, 124, 128, 132, 136]], header=True)
+    write_light_hand(
+        d / "0101_light_hand.csv",
+        kp[:, list(range(25)) + [99, 103, 107, 111, 115, 120, 124, 128, 132, 136]],
+        header=True,
+    )
     rgb = root / "train_data" / "0101"
     write_video(rgb / "0101.mp4", 40)
     (rgb / "0101_label.csv").write_text("4,0,9\n99,12,20\n26,25,39\n")
@@ -104,7 +108,9 @@ def train_artifacts(small_sample: Path, tmp_path_factory: pytest.TempPathFactory
     from mgcli.pose.extract import ExtractOptions, extract_pose
 
     d = tmp_path_factory.mktemp("artifacts")
-    extract_pose(small_sample, d / "poses.h5", ExtractOptions(layout="coco17", frames_out=d / "frames.h5", frame_size=64))
+    extract_pose(
+        small_sample, d / "poses.h5", ExtractOptions(layout="coco17", frames_out=d / "frames.h5", frame_size=64)
+    )
     build_heatmaps(d / "poses.h5", d / "heatmaps-joint.h5", BuildOptions(kind="joint", size=64))
     return d
 

@@ -78,8 +78,24 @@ def test_body_layouts_are_connected(name: str) -> None:
 
 def test_coco17_graph_matches_pyskl() -> None:
     coco = get_layout("coco17")
-    pyskl = [(15, 13), (13, 11), (16, 14), (14, 12), (11, 5), (12, 6), (9, 7), (7, 5), (10, 8), (8, 6), (5, 0),
-             (6, 0), (1, 0), (3, 1), (2, 0), (4, 2)]  # fmt: skip
+    pyskl = [
+        (15, 13),
+        (13, 11),
+        (16, 14),
+        (14, 12),
+        (11, 5),
+        (12, 6),
+        (9, 7),
+        (7, 5),
+        (10, 8),
+        (8, 6),
+        (5, 0),
+        (6, 0),
+        (1, 0),
+        (3, 1),
+        (2, 0),
+        (4, 2),
+    ]
     assert len(coco.inward) == len(pyskl) and set(coco.inward) == set(pyskl)  # the hip-hip limb is left out
     assert coco.parents.tolist() == [0, 0, 0, 1, 2, 0, 0, 5, 6, 7, 8, 5, 6, 11, 12, 13, 14]
 
@@ -126,7 +142,7 @@ def _reference_gcn(gcn: AdaptiveGraphConv, x: torch.Tensor) -> torch.Tensor:
         a2 = F.conv2d(x, gcn.phi.weight[rows], gcn.phi.bias[rows]).reshape(n, inner * t, v)
         graph = torch.softmax(a1 @ a2 / (inner * t), dim=-2) + gcn.A[k] + gcn.B[k]
         z = (x.reshape(n, c * t, v) @ graph).reshape(n, c, t, v)
-        y = y + F.conv2d(z, gcn.conv.weight[:, k * c:(k + 1) * c])
+        y = y + F.conv2d(z, gcn.conv.weight[:, k * c : (k + 1) * c])
     y = gcn.bn(y + gcn.conv.bias[None, :, None, None])
     return torch.relu(y + gcn.down(x))
 

@@ -14,10 +14,18 @@ from mgcli.models import MODELS, Recognizer, build_model
 from mgcli.train.build import build_for_data
 
 K = 5
-PATHWAYS = {"rgb": {"base_channels": 4, "stage_blocks": [1, 1, 1, 1]},
-            "pose": {"base_channels": 4, "stage_blocks": [1, 1, 1]}}
-MVIT = {"frames": 4, "size": 32, "depths": [1, 1, 1, 1], "dims": [8, 16, 16, 32], "heads": [1, 1, 1, 1],
-        "stochastic_depth": 0.0}
+PATHWAYS = {
+    "rgb": {"base_channels": 4, "stage_blocks": [1, 1, 1, 1]},
+    "pose": {"base_channels": 4, "stage_blocks": [1, 1, 1]},
+}
+MVIT = {
+    "frames": 4,
+    "size": 32,
+    "depths": [1, 1, 1, 1],
+    "dims": [8, 16, 16, 32],
+    "heads": [1, 1, 1, 1],
+    "stochastic_depth": 0.0,
+}
 
 
 def _clip(n: int, c: int, t: int, s: int) -> torch.Tensor:
@@ -26,24 +34,44 @@ def _clip(n: int, c: int, t: int, s: int) -> torch.Tensor:
 
 # name -> (model options, data kind, the dataset's data_options, a batch of 2 samples)
 TINY = {
-    "posec3d_slowonly": ({"base_channels": 4, "stage_blocks": [1, 1, 1]}, "heatmaps", {"in_channels": 5},
-                         lambda: {"x": torch.rand(2, 5, 8, 24, 24)}),
-    "rgb_slowonly": ({"base_channels": 4, "stage_blocks": [1, 1, 1, 1]}, "frames", {"in_channels": 3},
-                     lambda: {"x": _clip(2, 3, 4, 32)}),
-    "rgbpose_conv3d": ({**PATHWAYS, "cmf": True, "cmf_hidden": 8, "cmf_tokens": 2, "prm": True, "prm_dim": 8},
-                       "rgbpose", {"rgb": {"in_channels": 3}, "pose": {"in_channels": 5}},
-                       lambda: {"rgb": _clip(2, 3, 2, 64), "pose": torch.rand(2, 5, 8, 16, 16)}),
+    "posec3d_slowonly": (
+        {"base_channels": 4, "stage_blocks": [1, 1, 1]},
+        "heatmaps",
+        {"in_channels": 5},
+        lambda: {"x": torch.rand(2, 5, 8, 24, 24)},
+    ),
+    "rgb_slowonly": (
+        {"base_channels": 4, "stage_blocks": [1, 1, 1, 1]},
+        "frames",
+        {"in_channels": 3},
+        lambda: {"x": _clip(2, 3, 4, 32)},
+    ),
+    "rgbpose_conv3d": (
+        {**PATHWAYS, "cmf": True, "cmf_hidden": 8, "cmf_tokens": 2, "prm": True, "prm_dim": 8},
+        "rgbpose",
+        {"rgb": {"in_channels": 3}, "pose": {"in_channels": 5}},
+        lambda: {"rgb": _clip(2, 3, 2, 64), "pose": torch.rand(2, 5, 8, 16, 16)},
+    ),
     "swin3d_t": ({}, "frames", {"in_channels": 3}, lambda: {"x": _clip(2, 3, 4, 32)}),
     "swin3d_s": ({}, "frames", {"in_channels": 3}, lambda: {"x": _clip(2, 3, 4, 32)}),
     "swin3d_b": ({}, "frames", {"in_channels": 3}, lambda: {"x": _clip(2, 3, 4, 32)}),
     "mvit_v2_s": (MVIT, "frames", {"in_channels": 3}, lambda: {"x": _clip(2, 3, 4, 32)}),
-    "agcn": ({"base_channels": 4}, "poses", {"in_channels": 3, "layout": "upper22", "num_person": 1},
-             lambda: {"x": torch.randn(2, 3, 8, 22, 1)}),
-    "token_fusion": ({"video": MVIT, "skeleton": {"base_channels": 4}, "width": 16, "depth": 1, "heads": 2},
-                     "rgbskeleton",
-                     {"video": {"in_channels": 3}, "skeleton": {"in_channels": 3, "layout": "upper22", "num_person": 1}},
-                     lambda: {"rgb": _clip(2, 3, 4, 32), "skeleton": torch.randn(2, 3, 8, 22, 1),
-                              "present": torch.ones(2, 2, dtype=torch.bool)}),
+    "agcn": (
+        {"base_channels": 4},
+        "poses",
+        {"in_channels": 3, "layout": "upper22", "num_person": 1},
+        lambda: {"x": torch.randn(2, 3, 8, 22, 1)},
+    ),
+    "token_fusion": (
+        {"video": MVIT, "skeleton": {"base_channels": 4}, "width": 16, "depth": 1, "heads": 2},
+        "rgbskeleton",
+        {"video": {"in_channels": 3}, "skeleton": {"in_channels": 3, "layout": "upper22", "num_person": 1}},
+        lambda: {
+            "rgb": _clip(2, 3, 4, 32),
+            "skeleton": torch.randn(2, 3, 8, 22, 1),
+            "present": torch.ones(2, 2, dtype=torch.bool),
+        },
+    ),
 }
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -105,8 +133,10 @@ def test_models_with_fixed_geometry_refuse_other_views(name: str) -> None:
 
     options, kind, data_options, _ = TINY[name]
     model = build_model(name, K, **{**options, **{k: v for k, v in data_options.items() if not isinstance(v, dict)}})
-    bad = {"mvit_v2_s": {"clip_len": 8, "train_size": 32, "test_size": 32},
-           "token_fusion": {"rgb_len": 4, "train_size": 64, "test_size": 32},
-           "rgbpose_conv3d": {"speed_ratio": 2}}[name]
+    bad = {
+        "mvit_v2_s": {"clip_len": 8, "train_size": 32, "test_size": 32},
+        "token_fusion": {"rgb_len": 4, "train_size": 64, "test_size": 32},
+        "rgbpose_conv3d": {"speed_ratio": 2},
+    }[name]
     with pytest.raises(MgError, match="data.view"):
         model.check_view(view_config(kind, bad))

@@ -204,6 +204,11 @@ def test_whole_box_test_view_resizes_the_person_box(train_artifacts: Path) -> No
         frames = torch.from_numpy(fr.read(cid, inds)).permute(0, 3, 1, 2)
     whole = resize_frames(crop_padded(frames, ds.boxes[cid]), (48, 48))  # all of the box, aspect kept (square)
     assert torch.equal(view[0], whole.permute(1, 0, 2, 3))
-    centre = FramesClips(train_artifacts / "frames.h5", "test", False, RGBViewConfig(
-        clip_len=4, num_clips=1, resize_short=64, test_size=48, compact=CompactConfig()), poses=train_artifacts / "poses.h5")
+    centre = FramesClips(
+        train_artifacts / "frames.h5",
+        "test",
+        False,
+        RGBViewConfig(clip_len=4, num_clips=1, resize_short=64, test_size=48, compact=CompactConfig()),
+        poses=train_artifacts / "poses.h5",
+    )
     assert not torch.equal(centre[0][0]["x"], view)  # the centre crop cuts the box's border off

@@ -29,8 +29,9 @@ def make(tokens: int = 8, heads: int = 4, live: bool = True, **kw) -> CrossModal
     return m
 
 
-@pytest.mark.parametrize(("t1", "t2", "tokens", "heads"), [(2, 8, 8, 4), (8, 32, 8, 4), (2, 8, 2, 1),
-                                                           (3, 7, 6, 3), (4, 16, 3, 1)])
+@pytest.mark.parametrize(
+    ("t1", "t2", "tokens", "heads"), [(2, 8, 8, 4), (8, 32, 8, 4), (2, 8, 2, 1), (3, 7, 6, 3), (4, 16, 3, 1)]
+)
 def test_shapes_preserved(t1, t2, tokens, heads):
     x_rgb, x_pose = inputs(t1, t2)
     m = make(tokens, heads)

@@ -130,7 +130,9 @@ def test_loader_views(heatmaps: Path) -> None:
     # which falls on other pixels once mirrored
     assert (x - rendered)[2:].abs().max() <= 0.012
     # another test size renders from the keypoints (PoseConv3D: resize short side, centre crop)
-    small = HeatmapClips(heatmaps / "hm.h5", "test", train=False, view=PoseViewConfig(clip_len=16, num_clips=2, test_size=48))
+    small = HeatmapClips(
+        heatmaps / "hm.h5", "test", train=False, view=PoseViewConfig(clip_len=16, num_clips=2, test_size=48)
+    )
     y, _ = small[0]
     y = y["x"]
     assert y.shape == (4, 17, 16, 48, 48) and y.max() > 0.5
@@ -158,10 +160,14 @@ def test_cli_build_and_preview(heatmaps: Path) -> None:
     r = runner.invoke(app, ["build-heatmaps", str(out), "--preview", cid, "-o", str(png)])
     assert r.exit_code == 0 and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     up = heatmaps / "upper.h5"
-    r = runner.invoke(app, ["--quiet", "build-heatmaps", str(heatmaps / "poses.h5"), "--layout", "upper22", "-o", str(up)])
+    r = runner.invoke(
+        app, ["--quiet", "build-heatmaps", str(heatmaps / "poses.h5"), "--layout", "upper22", "-o", str(up)]
+    )
     assert r.exit_code == 0, r.output
     with HeatmapsFile(up) as hm:
         assert hm.layout == "upper22" and hm.read(cid).shape[0] == 22
-    r = runner.invoke(app, ["build-heatmaps", str(heatmaps / "poses.h5"), "--kind", "bones", "-o", str(heatmaps / "x.h5")])
+    r = runner.invoke(
+        app, ["build-heatmaps", str(heatmaps / "poses.h5"), "--kind", "bones", "-o", str(heatmaps / "x.h5")]
+    )
     assert r.exit_code == 2 and "--kind must be joint or limb" in r.stderr
     assert not (heatmaps / "x.h5").exists()

@@ -174,7 +174,13 @@ def test_heatmaps_round_trip_with_quantisation_bound(tmp_path: Path, dtype: str,
             w.add("0001_1", vol, kp[:, :4], sc[:, :4], 3, "train")
         w.set_clips(CLIPS.iloc[:1])
     with HeatmapsFile(p) as f:
-        assert (f.heatmap_kind, f.layout, f.sigma, f.size, f.sampling) == ("joint", "coco17", 0.6, (14, 14), {"clip_len": 8})
+        assert (f.heatmap_kind, f.layout, f.sigma, f.size, f.sampling) == (
+            "joint",
+            "coco17",
+            0.6,
+            (14, 14),
+            {"clip_len": 8},
+        )
         out = f.read("0001_0")
         assert out.dtype == np.float32 and out.shape == vol.shape
         assert np.abs(out - vol).max() <= bound

@@ -29,9 +29,14 @@ def test_coco17_matches_poseconv3d() -> None:
 
 def test_sizes() -> None:
     assert {n: lay.num_joints for n, lay in LAYOUTS.items()} == {
-        "openpose137": 137, "openpose35": 35, "body25": 25, "coco17": 17, "mediapipe33": 33,
-        "mediapipe75": 75, "upper22": 22,
-    }  # fmt: skip
+        "openpose137": 137,
+        "openpose35": 35,
+        "body25": 25,
+        "coco17": 17,
+        "mediapipe33": 33,
+        "mediapipe75": 75,
+        "upper22": 22,
+    }
 
 
 def test_convert_openpose137_to_coco17_and_upper22() -> None:

@@ -22,8 +22,13 @@ installed = pytest.mark.skipif(
 def _make(*args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MAKE")}
     env["COLUMNS"] = "160"  # rich tables unwrapped
-    return subprocess.run(["make", "--no-print-directory", "-C", str(REPO), *args], capture_output=True, text=True,
-                          timeout=timeout, env=env)  # fmt: skip
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(REPO), *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+    )
 
 
 @installed
@@ -32,11 +37,18 @@ def test_make_demo_fast_runs_every_stage(tmp_path: Path) -> None:
     res = _make("demo", "FAST=1", f"DEMO={demo}")
     assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
     out = res.stdout
-    for stage in ("mg sample-data", "mg extract-pose", "mg build-heatmaps", "mg train-branch", "mg train-fused",
-                  "mg ensemble", "mg submit"):  # fmt: skip
+    for stage in (
+        "mg sample-data",
+        "mg extract-pose",
+        "mg build-heatmaps",
+        "mg train-branch",
+        "mg train-fused",
+        "mg ensemble",
+        "mg submit",
+    ):
         assert stage in out, stage
     # the final table: every model and the ensemble, with val and test top-1
-    table = out[out.rindex("mg ensemble"):]
+    table = out[out.rindex("mg ensemble") :]
     for name in ("sample_pose_joint", "sample_pose_limb", "sample_rgb", "sample_rgbpose"):
         assert re.search(rf"│ {name}\s+│\s+[01]\.\d{{3}}\s+│\s+[01]\.\d{{4}}\s+│\s+[01]\.\d{{4}}", table), name
     assert re.search(r"│ ensemble\s+│\s+1\.000\s+│\s+[01]\.\d{4}\s+│\s+[01]\.\d{4}", table)
@@ -80,7 +92,7 @@ def test_make_reproduce_runs_every_stage_in_order_and_skips_what_is_built(tmp_pa
         f"mg submit {out}/ensemble/final/scores-test.csv --format kaggle2025 --release {release}",
     ]
     positions = [joined.find(o) for o in order]
-    assert all(p >= 0 for p in positions), [o for o, p in zip(order, positions) if p < 0]
+    assert all(p >= 0 for p in positions), [o for o, p in zip(order, positions, strict=False) if p < 0]
     assert positions[0] < min(positions[1:7]) and max(positions[1:6]) < positions[6] < positions[7] < positions[8]
     assert positions[8] < positions[9]
     assert joined.count("--gpus 4") == 6
@@ -88,9 +100,16 @@ def test_make_reproduce_runs_every_stage_in_order_and_skips_what_is_built(tmp_pa
     assert f"--init-from {out}/runs/imigue_rgb/model.pt {out}/runs/imigue_pose_joint/model.pt" in joined
 
     # built stages are skipped; a run with last.pt but no scores resumes; REPRO_TRAIN_<run> reaches one run
-    files = ["poses.h5", "frames.h5", "heatmaps-coco17-joint.h5", "heatmaps-upper22-joint.h5",
-             "heatmaps-upper22-limb.h5"] + [f"runs/{r}/scores-test.csv" for r in (
-             "imigue_swin3d_b", "imigue_miga2023_joint", "imigue_miga2023_limb", "imigue_pose_joint")]  # fmt: skip
+    files = [
+        "poses.h5",
+        "frames.h5",
+        "heatmaps-coco17-joint.h5",
+        "heatmaps-upper22-joint.h5",
+        "heatmaps-upper22-limb.h5",
+    ] + [
+        f"runs/{r}/scores-test.csv"
+        for r in ("imigue_swin3d_b", "imigue_miga2023_joint", "imigue_miga2023_limb", "imigue_pose_joint")
+    ]
     t = time.time() - 100
     for i, f in enumerate(files):
         (out / f).parent.mkdir(parents=True, exist_ok=True)
@@ -98,8 +117,9 @@ def test_make_reproduce_runs_every_stage_in_order_and_skips_what_is_built(tmp_pa
         os.utime(out / f, (t + i, t + i))
     (out / "runs" / "imigue_rgb").mkdir()
     (out / "runs" / "imigue_rgb" / "last.pt").touch()
-    cmds = _dry("reproduce", f"DATA={release}", f"OUT={out}", "GPUS=0", "MG=mg",
-                "REPRO_TRAIN_imigue_rgbpose=train.batch_size=4")  # fmt: skip
+    cmds = _dry(
+        "reproduce", f"DATA={release}", f"OUT={out}", "GPUS=0", "MG=mg", "REPRO_TRAIN_imigue_rgbpose=train.batch_size=4"
+    )
     trained = [c for c in cmds if "train-" in c]
     assert len(trained) == 2, cmds
     assert "imigue_rgb.yaml" in trained[0] and "--resume" in trained[0] and "--gpus" not in trained[0]

@@ -30,6 +30,7 @@ def tiny_backbone(**overrides) -> ResNet3d:
 
 # --------------------------------------------------------------------------- shapes and sizes
 
+
 @torch.no_grad()
 def test_tiny_shapes():
     torch.manual_seed(0)
@@ -70,8 +71,21 @@ def test_rgb_paper_size():
 
 def test_model_table_and_specs():
     rows = {r["name"]: r for r in model_table(num_classes=32)}
-    assert set(rows) == set(MODELS) == {"posec3d_slowonly", "rgb_slowonly", "rgbpose_conv3d", "swin3d_t", "swin3d_s",
-                                        "swin3d_b", "mvit_v2_s", "agcn", "token_fusion"}
+    assert (
+        set(rows)
+        == set(MODELS)
+        == {
+            "posec3d_slowonly",
+            "rgb_slowonly",
+            "rgbpose_conv3d",
+            "swin3d_t",
+            "swin3d_s",
+            "swin3d_b",
+            "mvit_v2_s",
+            "agcn",
+            "token_fusion",
+        }
+    )
     assert rows["mvit_v2_s"]["params"] == 34_537_744 - 769 * 400 + 769 * 32  # torchvision MViTv2-S, our head
     assert rows["agcn"]["params"] == 3_449_220  # 2s-AGCN on coco17, 32 classes
     assert rows["agcn"]["input_kind"] == "poses" and rows["token_fusion"]["input_kind"] == "rgbskeleton"
@@ -95,9 +109,13 @@ def test_resnet3d_rejects_inconsistent_stage_settings():
 
 # --------------------------------------------------------------------------- build_model options
 
+
 def test_build_model_errors():
-    with pytest.raises(MgError, match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, swin3d_b, "
-                       r"mvit_v2_s, agcn, token_fusion\)"):
+    with pytest.raises(
+        MgError,
+        match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, "
+        r"swin3d_b, mvit_v2_s, agcn, token_fusion\)",
+    ):
         build_model("nope", 3)
     with pytest.raises(MgError, match=r"model posec3d_slowonly: unknown option 'foo' \(accepted: base_channels, "):
         build_model("posec3d_slowonly", 3, foo=1)
@@ -119,19 +137,37 @@ def test_build_model_errors():
 
 
 def test_build_model_converts_yaml_values():
-    model = build_model("posec3d_slowonly", 4, in_channels=5, base_channels=4, stage_blocks=[1, 1],
-                        inflate=[0, 1], spatial_strides=[2, 2], temporal_strides=[1, 2], dropout=0)
+    model = build_model(
+        "posec3d_slowonly",
+        4,
+        in_channels=5,
+        base_channels=4,
+        stage_blocks=[1, 1],
+        inflate=[0, 1],
+        spatial_strides=[2, 2],
+        temporal_strides=[1, 2],
+        dropout=0,
+    )
     assert model.backbone.stage_blocks == (1, 1)
     assert isinstance(model.head.dropout, nn.Identity)
     assert model.backbone.stem.conv.in_channels == 5
     with torch.no_grad():
         assert model(torch.rand(1, 5, 8, 16, 16)).shape == (1, 4)
-    rgb = build_model("rgb_slowonly", 2, base_channels=4, stage_blocks=[1], inflate=[1], spatial_strides=[1],
-                      temporal_strides=[1], pretrained=None)
+    rgb = build_model(
+        "rgb_slowonly",
+        2,
+        base_channels=4,
+        stage_blocks=[1],
+        inflate=[1],
+        spatial_strides=[1],
+        temporal_strides=[1],
+        pretrained=None,
+    )
     assert rgb.backbone.out_channels == 16
 
 
 # --------------------------------------------------------------------------- 2D -> 3D inflation
+
 
 def _random_2d_state() -> dict[str, torch.Tensor]:
     """A random torchvision ResNet-50 state dict with non-trivial BN statistics."""
@@ -182,8 +218,11 @@ def test_inflation_from_torchvision_resnet50():
 def test_inflation_refuses_mismatched_shapes():
     # nothing is skipped silently: another input width or base width is one line naming the tensor
     backbone = build_model("rgb_slowonly", 8, in_channels=4).backbone
-    with pytest.raises(MgError, match=r"'conv1.weight' has shape \[64, 3, 7, 7\] but 'stem.conv.weight' here has "
-                                      r"\[64, 4, 1, 7, 7\]"):
+    with pytest.raises(
+        MgError,
+        match=r"'conv1.weight' has shape \[64, 3, 7, 7\] but 'stem.conv.weight' here has "
+        r"\[64, 4, 1, 7, 7\]",
+    ):
         inflate_2d_weights(backbone, _random_2d_state())
     pose = build_model("posec3d_slowonly", 8).backbone
     with pytest.raises(MgError, match="has shape"):
@@ -218,8 +257,16 @@ def test_pretrained_imagenet_without_network_is_one_clear_error(monkeypatch):
 
     monkeypatch.setattr(type(ResNet50_Weights.IMAGENET1K_V1), "get_state_dict", offline)
     with pytest.raises(MgError, match=r"could not fetch the ImageNet ResNet-50 weights .*pass `pretrained: null`"):
-        build_model("rgb_slowonly", 3, base_channels=4, stage_blocks=[1], inflate=[0], spatial_strides=[1],
-                    temporal_strides=[1], pretrained="imagenet")
+        build_model(
+            "rgb_slowonly",
+            3,
+            base_channels=4,
+            stage_blocks=[1],
+            inflate=[0],
+            spatial_strides=[1],
+            temporal_strides=[1],
+            pretrained="imagenet",
+        )
 
 
 def test_pretrained_from_path(tmp_path):
@@ -244,6 +291,7 @@ def test_pretrained_from_path(tmp_path):
 
 
 # --------------------------------------------------------------------------- properties
+
 
 @torch.no_grad()
 def test_static_clip_gives_identical_features_over_time():
@@ -293,8 +341,15 @@ def test_zero_init_residual_and_head_init():
 @torch.no_grad()
 def test_uint8_input_is_normalised_inside_the_rgb_model():
     torch.manual_seed(4)
-    model = build_model("rgb_slowonly", 5, base_channels=4, stage_blocks=[1, 1], inflate=[0, 1],
-                        spatial_strides=[1, 2], temporal_strides=[1, 1]).eval()
+    model = build_model(
+        "rgb_slowonly",
+        5,
+        base_channels=4,
+        stage_blocks=[1, 1],
+        inflate=[0, 1],
+        spatial_strides=[1, 2],
+        temporal_strides=[1, 1],
+    ).eval()
     x8 = torch.randint(0, 256, (2, 3, 4, 32, 32), dtype=torch.uint8)
     mean = torch.tensor([123.675, 116.28, 103.53]).view(1, 3, 1, 1, 1)
     std = torch.tensor([58.395, 57.12, 57.375]).view(1, 3, 1, 1, 1)

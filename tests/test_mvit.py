@@ -30,10 +30,14 @@ def test_block_setting_reproduces_torchvision_v2_s(monkeypatch: pytest.MonkeyPat
     theirs, kwargs = _torchvision_v2_s_setting(monkeypatch)
     ours = mvit_v2_blocks()
     assert len(ours) == len(theirs) == 16
-    for a, b in zip(ours, theirs):
+    for a, b in zip(ours, theirs, strict=False):
         assert vars(a) == vars(b)
-    assert (kwargs["residual_pool"], kwargs["residual_with_cls_embed"], kwargs["rel_pos_embed"],
-            kwargs["proj_after_attn"]) == (True, False, True, True)  # fmt: skip
+    assert (
+        kwargs["residual_pool"],
+        kwargs["residual_with_cls_embed"],
+        kwargs["rel_pos_embed"],
+        kwargs["proj_after_attn"],
+    ) == (True, False, True, True)
     with pytest.raises(ValueError, match="4 stages"):
         mvit_v2_blocks((1, 1, 1), (8, 16, 32, 64), (1, 1, 1, 1))
     with pytest.raises(ValueError, match="divisible by its heads"):
@@ -103,9 +107,16 @@ def test_pretrained_from_a_state_dict_file(tmp_path: Path) -> None:
     from torchvision.models.video import MViT
 
     torch.manual_seed(1)
-    source = MViT(spatial_size=(64, 64), temporal_size=4, block_setting=mvit_v2_blocks(TINY["depths"], TINY["dims"],
-                  TINY["heads"]), residual_pool=True, residual_with_cls_embed=False, rel_pos_embed=True,
-                  proj_after_attn=True, num_classes=400)  # fmt: skip
+    source = MViT(
+        spatial_size=(64, 64),
+        temporal_size=4,
+        block_setting=mvit_v2_blocks(TINY["depths"], TINY["dims"], TINY["heads"]),
+        residual_pool=True,
+        residual_with_cls_embed=False,
+        rel_pos_embed=True,
+        proj_after_attn=True,
+        num_classes=400,
+    )
     torch.save(source.state_dict(), tmp_path / "k400.pth")
     model = mvit_v2_s(5, pretrained=str(tmp_path / "k400.pth"), **TINY)
     theirs = source.state_dict()
@@ -115,10 +126,14 @@ def test_pretrained_from_a_state_dict_file(tmp_path: Path) -> None:
     assert model.net.head[1].out_features == 5  # the head is ours, not the file's
     assert not model.net.head[1].bias.detach().any()
 
-    with pytest.raises(MgError, match=r"\(MViT: check depths/dims/heads/frames/size\): 'blocks.0.attn.rel_pos_t' has shape"):
+    with pytest.raises(
+        MgError, match=r"\(MViT: check depths/dims/heads/frames/size\): 'blocks.0.attn.rel_pos_t' has shape"
+    ):
         mvit_v2_s(5, pretrained=str(tmp_path / "k400.pth"), **dict(TINY, frames=8))  # rel. positions for 4 frames
     torch.save({"a": torch.zeros(1)}, tmp_path / "other.pth")
-    with pytest.raises(MgError, match=r"\(MViT: .*\) does not fit: .* 1 of its tensors with no place in the model \(e.g. .*\)"):
+    with pytest.raises(
+        MgError, match=r"\(MViT: .*\) does not fit: .* 1 of its tensors with no place in the model \(e.g. .*\)"
+    ):
         mvit_v2_s(5, pretrained=str(tmp_path / "other.pth"), **TINY)
     with pytest.raises(MgError, match="pretrained weights not found"):
         mvit_v2_s(5, pretrained=str(tmp_path / "none.pth"), **TINY)

@@ -11,14 +11,13 @@ import torch
 
 from mgcli.models.prototypes import PrototypeRefinement, batch_groups, class_centres, prototype_loss
 
-
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _cos(a: list[float], b: list[float]) -> float:
     na = math.sqrt(sum(x * x for x in a))
     nb = math.sqrt(sum(x * x for x in b))
-    return sum(x * y for x, y in zip(a, b)) / (na * nb)
+    return sum(x * y for x, y in zip(a, b, strict=False)) / (na * nb)
 
 
 def _logits_for(preds: torch.Tensor, k: int, gen: torch.Generator) -> torch.Tensor:
@@ -80,7 +79,11 @@ def _manual_loss(feats, protos, probs, labels, preds, tau, cw) -> list[float]:
     n, k = len(labels), len(protos)
 
     def centre(cls: int, want_fn: bool):
-        idx = [j for j in range(n) if (labels[j] == cls and preds[j] != cls)] if want_fn else [j for j in range(n) if (labels[j] != cls and preds[j] == cls)]
+        idx = (
+            [j for j in range(n) if (labels[j] == cls and preds[j] != cls)]
+            if want_fn
+            else [j for j in range(n) if (labels[j] != cls and preds[j] == cls)]
+        )
         if not idx:
             return None
         return [sum(feats[j][d] for j in idx) / len(idx) for d in range(len(feats[0]))]
@@ -167,12 +170,13 @@ def test_prototypes_in_state_dict_and_reload() -> None:
 
 # --- distributed ---------------------------------------------------------------------------------
 
+
 def _dist_batches() -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
     gen = torch.Generator().manual_seed(11)
     labels = [torch.tensor([0, 0, 1, 2, 3]), torch.tensor([0, 1, 1, 2, 2, 3])]
     preds = [torch.tensor([0, 1, 1, 2, 0]), torch.tensor([0, 1, 1, 2, 1, 1])]  # class 3: no TP anywhere
     out = []
-    for lab, pr in zip(labels, preds):
+    for lab, pr in zip(labels, preds, strict=False):
         feat = torch.randn(len(lab), 3, 2, 2, 2, generator=gen)
         out.append((feat, _logits_for(pr, 4, gen).float(), lab))
     return out

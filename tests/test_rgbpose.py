@@ -22,12 +22,19 @@ from mgcli.models.rgbpose import (
 )
 
 # RGB: width 8, four 1-block stages; pose: width 4, three 1-block stages, 5 joints.
-TINY = {"rgb_base": 8, "pose_base": 4, "rgb_stage_blocks": (1, 1, 1, 1), "pose_stage_blocks": (1, 1, 1),
-        "pose_in_channels": 5}
+TINY = {
+    "rgb_base": 8,
+    "pose_base": 4,
+    "rgb_stage_blocks": (1, 1, 1, 1),
+    "pose_stage_blocks": (1, 1, 1),
+    "pose_in_channels": 5,
+}
 NUM_CLASSES = 6
 # the same as pathway sections of the builder (model.rgb / model.pose)
-TINY_SECTIONS = {"rgb": {"base_channels": 8, "stage_blocks": (1, 1, 1, 1)},
-                 "pose": {"base_channels": 4, "stage_blocks": (1, 1, 1), "in_channels": 5}}
+TINY_SECTIONS = {
+    "rgb": {"base_channels": 8, "stage_blocks": (1, 1, 1, 1)},
+    "pose": {"base_channels": 4, "stage_blocks": (1, 1, 1), "in_channels": 5},
+}
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -48,6 +55,7 @@ def tiny_model(**overrides) -> RGBPoseClassifier:
 
 
 # --------------------------------------------------------------------------- paper size
+
 
 @torch.no_grad()
 def test_paper_size_shapes_and_parameters():
@@ -85,11 +93,13 @@ def test_paper_size_shapes_and_parameters():
 
 # --------------------------------------------------------------------------- tiny: structure and training
 
+
 def test_tiny_forward_backward_reaches_everything():
     torch.manual_seed(0)
     backbone = RGBPoseConv3D(**TINY, zero_init_residual=False)
-    model = RGBPoseClassifier(backbone, RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels,
-                                                    NUM_CLASSES, dropout=0.0)).train()
+    model = RGBPoseClassifier(
+        backbone, RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels, NUM_CLASSES, dropout=0.0)
+    ).train()
     assert isinstance(model.backbone.rgb, nn.Module) and isinstance(model.backbone.pose, nn.Module)
     assert sorted(backbone.rgb_laterals) == ["2", "3"] and sorted(backbone.pose_laterals) == ["1", "2"]
     rgb, pose = tiny_inputs()
@@ -100,8 +110,14 @@ def test_tiny_forward_backward_reaches_everything():
     sum(losses.values()).backward()
     for name, p in model.named_parameters():
         assert p.grad is not None and p.grad.abs().sum() > 0, name
-    for part in (backbone.rgb_laterals, backbone.pose_laterals, model.head.rgb, model.head.pose,
-                 backbone.rgb.stem, backbone.pose.stem):
+    for part in (
+        backbone.rgb_laterals,
+        backbone.pose_laterals,
+        model.head.rgb,
+        model.head.pose,
+        backbone.rgb.stem,
+        backbone.pose.stem,
+    ):
         assert all(p.grad.abs().sum() > 0 for p in part.parameters())
 
 
@@ -233,6 +249,7 @@ def test_builder_options_are_annotated_and_pathways_are_sections():
 
 # --------------------------------------------------------------------------- two-step init
 
+
 def _randomise(model: nn.Module, seed: int) -> None:
     """Random weights and BN statistics, so that equality below is not an accident of the init."""
     g = torch.Generator().manual_seed(seed)
@@ -248,8 +265,14 @@ def _randomise(model: nn.Module, seed: int) -> None:
 
 def _branches() -> tuple[nn.Module, nn.Module]:
     rgb_branch = build_model("rgb_slowonly", NUM_CLASSES, base_channels=8, stage_blocks=[1, 1, 1, 1])
-    pose_branch = build_model("posec3d_slowonly", NUM_CLASSES, in_channels=5, base_channels=4,
-                              stage_blocks=[1, 1, 1], temporal_strides=[1, 1, 1])
+    pose_branch = build_model(
+        "posec3d_slowonly",
+        NUM_CLASSES,
+        in_channels=5,
+        base_channels=4,
+        stage_blocks=[1, 1, 1],
+        temporal_strides=[1, 1, 1],
+    )
     _randomise(rgb_branch, 1)
     _randomise(pose_branch, 2)
     return rgb_branch.eval(), pose_branch.eval()
@@ -270,7 +293,9 @@ def test_merge_reproduces_both_branches():
     assert sorted(report.padded) == sorted(
         f"backbone.{path}.stages.{i}.0.{layer}.weight"
         for path, stages in (("rgb", (2, 3)), ("pose", (1, 2)))
-        for i in stages for layer in ("conv1", "downsample.0"))
+        for i in stages
+        for layer in ("conv1", "downsample.0")
+    )
 
     # padded tensors: branch weights in the leading input channels, zeros in the lateral ones
     fused_state = fused.state_dict()
@@ -280,7 +305,7 @@ def test_merge_reproduces_both_branches():
         dst = fused_state[key]
         assert dst.shape[1] > src.shape[1]
         assert torch.equal(dst[:, : src.shape[1]], src)
-        assert not dst[:, src.shape[1]:].any()
+        assert not dst[:, src.shape[1] :].any()
     assert torch.equal(fused_state["head.rgb.fc.weight"], rgb_branch.state_dict()["head.fc.weight"])
     assert torch.equal(fused_state["head.pose.fc.weight"], pose_branch.state_dict()["head.fc.weight"])
 
@@ -300,8 +325,9 @@ def test_merge_reproduces_both_branches():
 def test_merge_unwraps_checkpoints_and_names_bad_keys():
     rgb_branch, pose_branch = _branches()
     fused = tiny_model()
-    report = merge_branch_weights(fused, {"state_dict": rgb_branch.state_dict()},
-                                  {**pose_branch.state_dict(), "extra.thing": torch.zeros(1)})
+    report = merge_branch_weights(
+        fused, {"state_dict": rgb_branch.state_dict()}, {**pose_branch.state_dict(), "extra.thing": torch.zeros(1)}
+    )
     assert report.unused == ["pose:extra.thing"]
 
     wide = build_model("rgb_slowonly", NUM_CLASSES, base_channels=16, stage_blocks=[1, 1, 1, 1])
@@ -310,6 +336,7 @@ def test_merge_unwraps_checkpoints_and_names_bad_keys():
 
 
 # --------------------------------------------------------------------------- CMF and PRM inside the model
+
 
 def test_cmf_sits_at_the_exchange_points_and_starts_as_the_identity():
     plain = tiny_model().eval()
@@ -356,8 +383,14 @@ def test_prm_per_pathway_adds_its_loss_in_training_only():
     torch.testing.assert_close(terms["rgb"], nn.functional.cross_entropy(out["rgb"], target))
     model.zero_grad()
     (terms["prm_rgb"] + terms["prm_pose"]).backward()  # the PRM terms alone
-    for part in (model.prm["rgb"].fc, model.prm["pose"].fc, model.backbone.rgb.stem, model.backbone.pose.stem,
-                 model.backbone.rgb.stages[3], model.backbone.pose.stages[2]):
+    for part in (
+        model.prm["rgb"].fc,
+        model.prm["pose"].fc,
+        model.backbone.rgb.stem,
+        model.backbone.pose.stem,
+        model.backbone.rgb.stages[3],
+        model.backbone.pose.stages[2],
+    ):
         assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in part.parameters()), part
     model.eval()
     with torch.no_grad():
@@ -378,8 +411,10 @@ def test_cmf_laterals_read_the_maps_before_re_weighting():
         level.rgb_out.weight.normal_(0, 0.5)
         level.pose_out.weight.normal_(0, 0.5)
     seen: dict[str, torch.Tensor] = {}
-    hooks = [net.rgb_laterals["2"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_rgb", i[0])),
-             net.pose_laterals["1"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_pose", i[0]))]
+    hooks = [
+        net.rgb_laterals["2"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_rgb", i[0])),
+        net.pose_laterals["1"].register_forward_hook(lambda m, i, o: seen.__setitem__("into_pose", i[0])),
+    ]
     x_rgb = torch.randn(2, 64, 2, 8, 8)  # what RGB stage 1 and pose stage 0 give at level 1
     x_pose = torch.randn(2, 16, 8, 8, 8)
     out_rgb, out_pose = net.exchange(1, x_rgb, x_pose)

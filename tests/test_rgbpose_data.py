@@ -12,17 +12,18 @@ import pandas as pd
 import pytest
 import torch
 
+from mgcli.data import view_config
+from mgcli.data.paired import RGBPoseClips, RGBPoseViewConfig, map_keypoints
 from mgcli.errors import MgError
 from mgcli.io.frames import FramesWriter
 from mgcli.io.poses import PosesWriter, VideoPoses
 from mgcli.pose.layouts import get_layout
-from mgcli.data import view_config
-from mgcli.data.paired import RGBPoseClips, RGBPoseViewConfig, map_keypoints
 
 SRC_H, SRC_W, FRAMES = 120, 200, 30
 MARKER = 9  # coco17 left wrist: the only joint drawn, in the pixels and in the heatmaps
-CFG = RGBPoseViewConfig(rgb_len=4, speed_ratio=2, num_clips=2, resize=72, train_size=64, test_size=64,
-                        scaling=0.25, sigma=0.6)
+CFG = RGBPoseViewConfig(
+    rgb_len=4, speed_ratio=2, num_clips=2, resize=72, train_size=64, test_size=64, scaling=0.25, sigma=0.6
+)
 
 
 def _marker_track(t: np.ndarray, moving: bool) -> np.ndarray:
@@ -47,11 +48,13 @@ def _write_pair(root: Path, moving: bool) -> tuple[Path, Path]:
     frames = []
     for x, y in track:
         img = np.zeros((SRC_H, SRC_W, 3), np.uint8)
-        cv2.rectangle(img, (int(round(x)) - 4, int(round(y)) - 4), (int(round(x)) + 4, int(round(y)) + 4),
-                      (255, 255, 255), -1)
+        cv2.rectangle(
+            img, (int(round(x)) - 4, int(round(y)) - 4), (int(round(x)) + 4, int(round(y)) + 4), (255, 255, 255), -1
+        )
         frames.append(img)
-    clips = pd.DataFrame({"clip_id": ["v_0"], "video_id": ["v"], "start": [0], "end": [FRAMES - 1], "label": [0],
-                          "split": ["train"]})
+    clips = pd.DataFrame(
+        {"clip_id": ["v_0"], "video_id": ["v"], "start": [0], "end": [FRAMES - 1], "label": [0], "split": ["train"]}
+    )
     names = ["a", "b"]
     poses, fr = root / "poses.h5", root / "frames.h5"
     with PosesWriter(poses, "coco17", "test", names) as w:

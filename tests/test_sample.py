@@ -71,8 +71,12 @@ def test_skeleton_files_agree_with_each_other_and_the_video(small_sample: Path) 
 def test_same_seed_same_data_whatever_the_workers(small_sample: Path, tmp_path: Path) -> None:
     again = tmp_path / "again"
     generate_sample(again, SMALL, workers=2)
-    for rel in ("imigue_skeleton_train/0001/0001_light_hand.csv", "imigue_skeleton_test/0003/0003_label.csv",
-                "test_labels.csv", "sample.json"):  # fmt: skip
+    for rel in (
+        "imigue_skeleton_train/0001/0001_light_hand.csv",
+        "imigue_skeleton_test/0003/0003_label.csv",
+        "test_labels.csv",
+        "sample.json",
+    ):
         assert (again / rel).read_bytes() == (small_sample / rel).read_bytes(), rel
     other = tmp_path / "other"
     generate_sample(other, SampleConfig(**{**SMALL.__dict__, "seed": 8}), workers=1)

@@ -25,10 +25,16 @@ runner = CliRunner()
 
 def tiny_pose(artifacts: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "model.name=posec3d_slowonly", "model.base_channels=4", "model.stage_blocks=[1,1,1]",
-        "data.view.clip_len=8", "data.view.num_clips=2", "train.batch_size=4",
-        f"data.path={artifacts / 'heatmaps-joint.h5'}", f"out_dir={out}", *extra,
-    ]  # fmt: skip
+        "model.name=posec3d_slowonly",
+        "model.base_channels=4",
+        "model.stage_blocks=[1,1,1]",
+        "data.view.clip_len=8",
+        "data.view.num_clips=2",
+        "train.batch_size=4",
+        f"data.path={artifacts / 'heatmaps-joint.h5'}",
+        f"out_dir={out}",
+        *extra,
+    ]
 
 
 def _glove(path: Path, rows: dict[str, list[float]]) -> Path:
@@ -37,10 +43,18 @@ def _glove(path: Path, rows: dict[str, list[float]]) -> Path:
 
 
 def test_class_vectors_from_a_glove_file_and_npy(tmp_path: Path) -> None:
-    glove = _glove(tmp_path / "glove.txt", {
-        "the": [9.0, 9.0, 9.0], "touch": [1.0, 0.0, 2.0], "face": [3.0, 4.0, 0.0], "rub": [0.0, 1.0, 0.0],
-        "eyes": [2.0, 1.0, 1.0], "rub_eyes": [5.0, 5.0, 5.0], "Illustrative": [0.5, 0.5, 0.5],
-    })  # fmt: skip
+    glove = _glove(
+        tmp_path / "glove.txt",
+        {
+            "the": [9.0, 9.0, 9.0],
+            "touch": [1.0, 0.0, 2.0],
+            "face": [3.0, 4.0, 0.0],
+            "rub": [0.0, 1.0, 0.0],
+            "eyes": [2.0, 1.0, 1.0],
+            "rub_eyes": [5.0, 5.0, 5.0],
+            "Illustrative": [0.5, 0.5, 0.5],
+        },
+    )
     v = read_class_vectors(glove, ["touch face", "rub eyes", "illustrative"])
     np.testing.assert_allclose(v[0], [2.0, 2.0, 1.0])  # the mean of its words
     np.testing.assert_allclose(v[1], [5.0, 5.0, 5.0])  # its own line (name with _) wins over its words
@@ -93,8 +107,18 @@ def test_training_with_class_vectors(train_artifacts: Path, tmp_path: Path, one_
     rng = np.random.default_rng(0)
     words = {w for n in names for w in n.split()}
     glove = _glove(tmp_path / "glove.txt", {w: rng.normal(size=8).round(4).tolist() for w in sorted(words)})
-    cfg = load_config(None, tiny_pose(train_artifacts, tmp_path, "name=sem", "train.epochs=2", "data.workers=0",
-                                      f"train.semantic_vectors={glove}", "train.semantic_weight=0.5"))  # fmt: skip
+    cfg = load_config(
+        None,
+        tiny_pose(
+            train_artifacts,
+            tmp_path,
+            "name=sem",
+            "train.epochs=2",
+            "data.workers=0",
+            f"train.semantic_vectors={glove}",
+            "train.semantic_weight=0.5",
+        ),
+    )
     metrics = launch(cfg, quiet=True)
     run = tmp_path / "sem"
     losses = [r["loss_semantic"] for r in load_checkpoint(run / "last.pt")["history"]]
@@ -105,8 +129,9 @@ def test_training_with_class_vectors(train_artifacts: Path, tmp_path: Path, one_
     glove.unlink()
     res = runner.invoke(app, ["evaluate", str(run / "model.pt"), "--split", "test", "-o", str(tmp_path / "t.csv")])
     assert res.exit_code == 0, res.output
-    np.testing.assert_allclose(read_scores(tmp_path / "t.csv").probs, read_scores(run / "scores-test.csv").probs,
-                               atol=2e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        read_scores(tmp_path / "t.csv").probs, read_scores(run / "scores-test.csv").probs, atol=2e-6
+    )
     assert metrics["splits"]["test"]["n"] > 0
     # a missing file fails before training, in one line
     cfg = load_config(None, tiny_pose(train_artifacts, tmp_path, "name=sem2", f"train.semantic_vectors={glove}"))
@@ -118,9 +143,20 @@ def test_training_with_class_vectors(train_artifacts: Path, tmp_path: Path, one_
 def test_semantic_loss_refused_for_two_pathway_models(tmp_path: Path) -> None:
     from mgcli.train.build import build_for_data
 
-    cfg = load_config(None, ["model.name=rgbpose_conv3d", "model.rgb={base_channels: 8, stage_blocks: [1,1,1,1]}",
-                             "model.pose={base_channels: 8, stage_blocks: [1,1,1]}",
-                             f"train.semantic_vectors={tmp_path / 'v.npy'}"])
+    cfg = load_config(
+        None,
+        [
+            "model.name=rgbpose_conv3d",
+            "model.rgb={base_channels: 8, stage_blocks: [1,1,1,1]}",
+            "model.pose={base_channels: 8, stage_blocks: [1,1,1]}",
+            f"train.semantic_vectors={tmp_path / 'v.npy'}",
+        ],
+    )
     with pytest.raises(MgError, match="needs a single-stream PoseConv3D / SlowOnly model, not rgbpose_conv3d"):
-        build_for_data(cfg, 3, "rgbpose", {"rgb": {"in_channels": 3}, "pose": {"in_channels": 17}},
-                       training_classes=["a", "b", "c"])
+        build_for_data(
+            cfg,
+            3,
+            "rgbpose",
+            {"rgb": {"in_channels": 3}, "pose": {"in_channels": 17}},
+            training_classes=["a", "b", "c"],
+        )

@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 import torch
 
-from mgcli.errors import MgError
-from mgcli.models.agcn import joint_to_bone
-from mgcli.pose.layouts import get_layout
 from mgcli.data import view_config
 from mgcli.data.paired import RGBSkeletonClips, RGBSkeletonViewConfig
 from mgcli.data.skeleton import SkeletonClips, SkeletonViewConfig, mirror, normalise, skeleton_tensor
 from mgcli.data.transforms import CompactConfig
+from mgcli.errors import MgError
+from mgcli.models.agcn import joint_to_bone
+from mgcli.pose.layouts import get_layout
 
 CFG = SkeletonViewConfig(clip_len=12, num_clips=3, layout="upper22")
 
@@ -76,8 +76,9 @@ def test_skeleton_clips_train_and_test_views(train_artifacts: Path) -> None:
 
 
 def test_rgb_skeleton_pairs_and_presence(train_artifacts: Path) -> None:
-    cfg = RGBSkeletonViewConfig(rgb_len=4, speed_ratio=2, num_clips=2, resize=64, train_size=48, test_size=48,
-                                layout="upper22")
+    cfg = RGBSkeletonViewConfig(
+        rgb_len=4, speed_ratio=2, num_clips=2, resize=64, train_size=48, test_size=48, layout="upper22"
+    )
     ds = RGBSkeletonClips(train_artifacts / "frames.h5", "train", True, cfg, poses=train_artifacts / "poses.h5")
     assert ds.num_channels == {"rgb": 3, "skeleton": 3} and ds.data_options["skeleton"]["layout"] == "upper22"
     x, _ = ds[0]

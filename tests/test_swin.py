@@ -59,12 +59,25 @@ def test_swin_trains_as_an_rgb_branch(train_artifacts: Path, tmp_path: Path) -> 
     from mgcli.train.config import load_config
     from mgcli.train.launch import launch
 
-    cfg = load_config(None, [
-        "model.name=swin3d_t", f"data.path={train_artifacts / 'frames.h5'}", "data.view.clip_len=4",
-        "data.view.num_clips=1", "data.view.resize_short=40", "data.view.train_size=32", "data.view.test_size=32",
-        "optim.name=adamw", "optim.lr=0.0001", "train.batch_size=4", "train.epochs=1", "data.workers=0",
-        f"out_dir={tmp_path}", "name=swin",
-    ])  # fmt: skip
+    cfg = load_config(
+        None,
+        [
+            "model.name=swin3d_t",
+            f"data.path={train_artifacts / 'frames.h5'}",
+            "data.view.clip_len=4",
+            "data.view.num_clips=1",
+            "data.view.resize_short=40",
+            "data.view.train_size=32",
+            "data.view.test_size=32",
+            "optim.name=adamw",
+            "optim.lr=0.0001",
+            "train.batch_size=4",
+            "train.epochs=1",
+            "data.workers=0",
+            f"out_dir={tmp_path}",
+            "name=swin",
+        ],
+    )
     metrics = launch(cfg, quiet=True)
     assert metrics["model"] == "swin3d_t" and metrics["finished"]
     check_probabilities(read_scores(tmp_path / "swin" / "scores-test.csv"), "swin")

@@ -19,8 +19,15 @@ from mgcli.train.config import load_config
 from mgcli.train.launch import launch
 
 runner = CliRunner()
-VIDEO = {"frames": 4, "size": 64, "depths": [1, 1, 1, 1], "dims": [16, 32, 64, 128], "heads": [1, 1, 2, 2],
-         "dropout": 0.0, "stochastic_depth": 0.0}  # fmt: skip
+VIDEO = {
+    "frames": 4,
+    "size": 64,
+    "depths": [1, 1, 1, 1],
+    "dims": [16, 32, 64, 128],
+    "heads": [1, 1, 2, 2],
+    "dropout": 0.0,
+    "stochastic_depth": 0.0,
+}
 SKELETON = {"layout": "upper22", "base_channels": 8}
 
 
@@ -31,13 +38,20 @@ def tiny(**kw: object) -> torch.nn.Module:
 
 def batch(n: int = 2) -> dict[str, torch.Tensor]:
     g = torch.Generator().manual_seed(0)
-    return {"rgb": torch.randint(0, 256, (n, 3, 4, 64, 64), generator=g, dtype=torch.uint8),
-            "skeleton": torch.randn(n, 3, 16, 22, 1, generator=g)}  # fmt: skip
+    return {
+        "rgb": torch.randint(0, 256, (n, 3, 4, 64, 64), generator=g, dtype=torch.uint8),
+        "skeleton": torch.randn(n, 3, 16, 22, 1, generator=g),
+    }
 
 
-@pytest.mark.parametrize(("video_tokens", "skeleton_tokens", "n_v", "n_s"), [
-    ("temporal", "temporal", 2, 4), ("all", "joint", 8, 22), ("cls", "pooled", 1, 1),
-])  # fmt: skip
+@pytest.mark.parametrize(
+    ("video_tokens", "skeleton_tokens", "n_v", "n_s"),
+    [
+        ("temporal", "temporal", 2, 4),
+        ("all", "joint", 8, 22),
+        ("cls", "pooled", 1, 1),
+    ],
+)
 def test_token_shapes(video_tokens: str, skeleton_tokens: str, n_v: int, n_s: int) -> None:
     model = tiny(video_tokens=video_tokens, skeleton_tokens=skeleton_tokens).eval()
     x = batch()
@@ -80,8 +94,12 @@ def test_load_branches_fills_the_backbones() -> None:
     report = model.load_branches({"rgb": mvit.state_dict(), "skeleton": agcn.state_dict()})
     torch.testing.assert_close(model.video.net.conv_proj.weight, mvit.net.conv_proj.weight)
     torch.testing.assert_close(model.skeleton.blocks[4].gcn.conv.weight, agcn.blocks[4].gcn.conv.weight)
-    assert set(report.skipped) == {"rgb:net.head.1.weight", "rgb:net.head.1.bias", "skeleton:fc.weight",
-                                   "skeleton:fc.bias"}
+    assert set(report.skipped) == {
+        "rgb:net.head.1.weight",
+        "rgb:net.head.1.bias",
+        "skeleton:fc.weight",
+        "skeleton:fc.bias",
+    }
     assert report.unused == []
     assert any(k.startswith("encoder.") for k in report.new) and not any(k.startswith("video.") for k in report.new)
     with pytest.raises(MgError, match=r"the rgb \(MViT\) branch does not fit"):
@@ -94,6 +112,7 @@ def test_load_branches_fills_the_backbones() -> None:
 
 # ------------------------------------------------------------------------------ training runs
 
+
 def _run(args: list[str]) -> dict:
     return launch(load_config(None, args), quiet=True)
 
@@ -102,11 +121,29 @@ def _losses(run: Path) -> list[float]:
     return [r["train_loss"] for r in load_checkpoint(run / "last.pt")["history"]]
 
 
-AGCN = ["model.name=agcn", "model.base_channels=8", "data.view.clip_len=16", "data.view.num_clips=2",
-        "data.view.layout=upper22", "optim.lr=0.05", "train.batch_size=4", "data.workers=0"]  # fmt: skip
-MVIT = ["model.name=mvit_v2_s", *(f"model.{k}={v}" for k, v in VIDEO.items()), "data.view.clip_len=4",
-        "data.view.resize_short=64", "data.view.train_size=64", "data.view.test_size=64", "data.view.num_clips=1",
-        "optim.name=adamw", "optim.lr=0.002", "train.batch_size=4", "data.workers=0"]  # fmt: skip
+AGCN = [
+    "model.name=agcn",
+    "model.base_channels=8",
+    "data.view.clip_len=16",
+    "data.view.num_clips=2",
+    "data.view.layout=upper22",
+    "optim.lr=0.05",
+    "train.batch_size=4",
+    "data.workers=0",
+]
+MVIT = [
+    "model.name=mvit_v2_s",
+    *(f"model.{k}={v}" for k, v in VIDEO.items()),
+    "data.view.clip_len=4",
+    "data.view.resize_short=64",
+    "data.view.train_size=64",
+    "data.view.test_size=64",
+    "data.view.num_clips=1",
+    "optim.name=adamw",
+    "optim.lr=0.002",
+    "train.batch_size=4",
+    "data.workers=0",
+]
 
 
 @pytest.fixture(scope="module")
@@ -124,31 +161,83 @@ def test_agcn_and_mvit_branches_train(branch_runs: Path, train_artifacts: Path) 
         scores = read_scores(branch_runs / name / "scores-test.csv")
         np.testing.assert_allclose(scores.probs.sum(1), 1.0, atol=1e-5)
     # the bone stream through the CLI shorthand, and model.pt re-evaluates to the run's scores
-    res = runner.invoke(app, ["train-branch", "--model", "agcn-bone", *AGCN[1:], f"data.path={train_artifacts / 'poses.h5'}",
-                              "--out-dir", str(branch_runs), "--name", "agcn_bone", "train.epochs=4"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train-branch",
+            "--model",
+            "agcn-bone",
+            *AGCN[1:],
+            f"data.path={train_artifacts / 'poses.h5'}",
+            "--out-dir",
+            str(branch_runs),
+            "--name",
+            "agcn_bone",
+            "train.epochs=4",
+        ],
+    )
     assert res.exit_code == 0, res.output
     losses = _losses(branch_runs / "agcn_bone")
     assert losses[-1] < losses[0], losses
     cfg = load_checkpoint(branch_runs / "agcn_bone" / "model.pt")["config"]
     assert cfg["model"]["name"] == "agcn" and cfg["data"]["view"]["stream"] == "bone"
-    res = runner.invoke(app, ["evaluate", str(branch_runs / "agcn_bone" / "model.pt"), "--split", "test",
-                              "-o", str(branch_runs / "bone-test.csv")])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            str(branch_runs / "agcn_bone" / "model.pt"),
+            "--split",
+            "test",
+            "-o",
+            str(branch_runs / "bone-test.csv"),
+        ],
+    )
     assert res.exit_code == 0, res.output
-    np.testing.assert_allclose(read_scores(branch_runs / "bone-test.csv").probs,
-                               read_scores(branch_runs / "agcn_bone" / "scores-test.csv").probs, atol=2e-6)  # fmt: skip
+    np.testing.assert_allclose(
+        read_scores(branch_runs / "bone-test.csv").probs,
+        read_scores(branch_runs / "agcn_bone" / "scores-test.csv").probs,
+        atol=2e-6,
+    )
 
 
 def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifacts: Path, tmp_path: Path) -> None:
     args = [
-        f"data.path={train_artifacts / 'frames.h5'}", f"data.poses={train_artifacts / 'poses.h5'}",
-        *(f"model.video.{k}={v}" for k, v in VIDEO.items()), "model.skeleton.base_channels=8", "model.width=32",
-        "model.depth=1", "model.heads=2", "data.view.rgb_len=4", "data.view.speed_ratio=4", "data.view.resize=64",
-        "data.view.train_size=64", "data.view.test_size=64", "data.view.num_clips=1", "data.view.layout=upper22",
-        "optim.name=adamw", "optim.lr=0.002", "train.batch_size=4", "data.workers=0", "train.epochs=5",
-    ]  # fmt: skip
-    res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "--out-dir", str(tmp_path),
-                              "--name", "tf", "--init-from", str(branch_runs / "mvit" / "model.pt"),
-                              str(branch_runs / "agcn_joint" / "model.pt")])  # fmt: skip
+        f"data.path={train_artifacts / 'frames.h5'}",
+        f"data.poses={train_artifacts / 'poses.h5'}",
+        *(f"model.video.{k}={v}" for k, v in VIDEO.items()),
+        "model.skeleton.base_channels=8",
+        "model.width=32",
+        "model.depth=1",
+        "model.heads=2",
+        "data.view.rgb_len=4",
+        "data.view.speed_ratio=4",
+        "data.view.resize=64",
+        "data.view.train_size=64",
+        "data.view.test_size=64",
+        "data.view.num_clips=1",
+        "data.view.layout=upper22",
+        "optim.name=adamw",
+        "optim.lr=0.002",
+        "train.batch_size=4",
+        "data.workers=0",
+        "train.epochs=5",
+    ]
+    res = runner.invoke(
+        app,
+        [
+            "train-fused",
+            "--model",
+            "token-fusion",
+            *args,
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "tf",
+            "--init-from",
+            str(branch_runs / "mvit" / "model.pt"),
+            str(branch_runs / "agcn_joint" / "model.pt"),
+        ],
+    )
     assert res.exit_code == 0, res.output
     assert "tensors loaded" in res.output
     losses = _losses(tmp_path / "tf")
@@ -156,21 +245,70 @@ def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifac
     scores = read_scores(tmp_path / "tf" / "scores-test.csv")
     assert len(scores.clip_ids) > 0 and not (tmp_path / "tf" / "scores-test-rgb.csv").exists()
     # wrong pairings are refused with one line
-    res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "--out-dir", str(tmp_path),
-                              "--name", "tf2", "--init-from", str(branch_runs / "agcn_joint" / "model.pt"),
-                              str(branch_runs / "mvit" / "model.pt")])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train-fused",
+            "--model",
+            "token-fusion",
+            *args,
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "tf2",
+            "--init-from",
+            str(branch_runs / "agcn_joint" / "model.pt"),
+            str(branch_runs / "mvit" / "model.pt"),
+        ],
+    )
     assert res.exit_code == 2 and "must come from an RGB branch run (reading frames), not agcn" in res.output
-    res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "model.video.frames=8",
-                              "--out-dir", str(tmp_path), "--name", "tf3"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train-fused",
+            "--model",
+            "token-fusion",
+            *args,
+            "model.video.frames=8",
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "tf3",
+        ],
+    )
     assert res.exit_code == 2 and "takes 8 x 64 x 64 clips but data.view gives rgb_len 4" in res.output
-    res = runner.invoke(app, ["train-fused", "--model", "token-fusion", *args, "model.skeleton.layout=coco17",
-                              "--out-dir", str(tmp_path), "--name", "tf4"])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train-fused",
+            "--model",
+            "token-fusion",
+            *args,
+            "model.skeleton.layout=coco17",
+            "--out-dir",
+            str(tmp_path),
+            "--name",
+            "tf4",
+        ],
+    )
     assert res.exit_code == 2 and "model.skeleton.layout is 'coco17' but the data has 'upper22'" in res.output
 
 
 def test_pretrained_weights_are_checked_before_a_run_folder_exists(train_artifacts: Path, tmp_path: Path) -> None:
-    res = runner.invoke(app, ["train-branch", "--model", "mvit-v2-s", "--pretrained", "kinetics400", *MVIT[1:],
-                              f"data.path={train_artifacts / 'frames.h5'}", "--out-dir", str(tmp_path)])  # fmt: skip
+    res = runner.invoke(
+        app,
+        [
+            "train-branch",
+            "--model",
+            "mvit-v2-s",
+            "--pretrained",
+            "kinetics400",
+            *MVIT[1:],
+            f"data.path={train_artifacts / 'frames.h5'}",
+            "--out-dir",
+            str(tmp_path),
+        ],
+    )
     assert res.exit_code == 2
     assert "pretrained 'kinetics400' needs the MViTv2-S settings" in res.output
     assert not (tmp_path / "run").exists()

@@ -24,11 +24,17 @@ from mgcli.train.launch import launch
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_POSE = [
-    "model.name=posec3d_slowonly", "model.base_channels=4", "model.stage_blocks=[1,1,1]",
-    "data.view.clip_len=8", "data.view.num_clips=2",
-    "optim.lr=0.05", "optim.weight_decay=0", "schedule.kind=cosine",
-    "train.batch_size=4", "train.grad_clip=40",
-]  # fmt: skip
+    "model.name=posec3d_slowonly",
+    "model.base_channels=4",
+    "model.stage_blocks=[1,1,1]",
+    "data.view.clip_len=8",
+    "data.view.num_clips=2",
+    "optim.lr=0.05",
+    "optim.weight_decay=0",
+    "schedule.kind=cosine",
+    "train.batch_size=4",
+    "train.grad_clip=40",
+]
 
 
 def tiny_pose(artifacts: Path, out: Path, *extra: str) -> list[str]:
@@ -37,11 +43,20 @@ def tiny_pose(artifacts: Path, out: Path, *extra: str) -> list[str]:
 
 def tiny_rgb(artifacts: Path, out: Path, *extra: str) -> list[str]:
     return [
-        "model.name=rgb_slowonly", "model.base_channels=4", "model.stage_blocks=[1,1,1,1]",
-        f"data.path={artifacts / 'frames.h5'}", "data.view.clip_len=4", "data.view.num_clips=2",
-        "data.view.resize_short=64", "data.view.train_size=48", "data.view.test_size=48",
-        "optim.lr=0.05", "train.batch_size=4", f"out_dir={out}", *extra,
-    ]  # fmt: skip
+        "model.name=rgb_slowonly",
+        "model.base_channels=4",
+        "model.stage_blocks=[1,1,1,1]",
+        f"data.path={artifacts / 'frames.h5'}",
+        "data.view.clip_len=4",
+        "data.view.num_clips=2",
+        "data.view.resize_short=64",
+        "data.view.train_size=48",
+        "data.view.test_size=48",
+        "optim.lr=0.05",
+        "train.batch_size=4",
+        f"out_dir={out}",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -113,8 +128,10 @@ def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(train_artifacts
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "mgcli", "-q", "train-branch", *args, "name=killed"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     last = tmp_path / "killed" / "last.pt"
     deadline = time.time() + 120
     while not last.exists() and proc.poll() is None and time.time() < deadline:
@@ -135,7 +152,8 @@ def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(train_artifacts
     ha, hb = a["history"], b["history"]
     assert [r["train_loss"] for r in ha] == [r["train_loss"] for r in hb]
     np.testing.assert_array_equal(
-        read_scores(tmp_path / "straight" / "scores-test.csv").probs, read_scores(tmp_path / "killed" / "scores-test.csv").probs
+        read_scores(tmp_path / "straight" / "scores-test.csv").probs,
+        read_scores(tmp_path / "killed" / "scores-test.csv").probs,
     )
 
 
@@ -182,7 +200,9 @@ def test_model_and_data_must_agree(train_artifacts: Path, tmp_path: Path) -> Non
 
 
 def test_cli_bad_override_is_one_line_exit_2(tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["train-branch", "-c", str(REPO / "pipelines/imigue_pose_joint.yaml"), "train.epoch=3"])
+    res = CliRunner().invoke(
+        app, ["train-branch", "-c", str(REPO / "pipelines/imigue_pose_joint.yaml"), "train.epoch=3"]
+    )
     text = " ".join(res.output.split())  # rich wraps long lines at the terminal width
     assert res.exit_code == 2
     assert "unknown key train.epoch (known: epochs," in text and "Traceback" not in text

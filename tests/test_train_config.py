@@ -35,9 +35,16 @@ def test_every_pipeline_config_loads() -> None:
 def test_overrides_reach_nested_fields_and_keep_types(tmp_path: Path) -> None:
     cfg = load_config(
         PIPELINES / "imigue_pose_joint.yaml",
-        ["train.epochs=3", "optim.lr=0.01", "model.base_channels=8", "data.view.clip_len=16",
-         "schedule.milestones=[2, 4]", "train.grad_clip=null", "name=x"],
-    )  # fmt: skip
+        [
+            "train.epochs=3",
+            "optim.lr=0.01",
+            "model.base_channels=8",
+            "data.view.clip_len=16",
+            "schedule.milestones=[2, 4]",
+            "train.grad_clip=null",
+            "name=x",
+        ],
+    )
     assert cfg.train.epochs == 3 and isinstance(cfg.train.epochs, int)
     assert cfg.optim.lr == 0.01
     assert cfg.model["base_channels"] == 8 and cfg.model["name"] == "posec3d_slowonly"
@@ -121,8 +128,10 @@ def test_optimizers() -> None:
     model = torch.nn.Linear(3, 2)
     sgd = make_optimizer(load_config(None, ["optim.lr=0.2", "optim.nesterov=false"]), model)
     assert isinstance(sgd, torch.optim.SGD) and sgd.defaults["momentum"] == 0.9 and not sgd.defaults["nesterov"]
-    adamw = make_optimizer(load_config(None, ["optim.name=adamw", "optim.lr=0.001", "optim.betas=[0.8, 0.99]",
-                                              "optim.weight_decay=0.05"]), model)  # fmt: skip
+    adamw = make_optimizer(
+        load_config(None, ["optim.name=adamw", "optim.lr=0.001", "optim.betas=[0.8, 0.99]", "optim.weight_decay=0.05"]),
+        model,
+    )
     assert isinstance(adamw, torch.optim.AdamW)
     assert adamw.defaults["betas"] == (0.8, 0.99) and adamw.defaults["weight_decay"] == 0.05
     with pytest.raises(MgError, match="optim.name must be one of sgd, adamw, got 'adam'"):

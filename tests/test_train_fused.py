@@ -19,19 +19,38 @@ from mgcli.train.config import load_config
 from mgcli.train.launch import launch
 
 TINY_FUSED = [
-    "model.name=rgbpose_conv3d", "model.rgb.base_channels=4", "model.pose.base_channels=4",
-    "model.rgb.stage_blocks=[1,1,1,1]", "model.pose.stage_blocks=[1,1,1]", "model.speed_ratio=2",
-    "model.cmf=true", "model.cmf_hidden=8", "model.cmf_tokens=2",
-    "model.prm=true", "model.prm_dim=8",
-    "data.view.rgb_len=2", "data.view.speed_ratio=2", "data.view.num_clips=2",
-    "data.view.resize=40", "data.view.train_size=32", "data.view.test_size=32",
-    "optim.lr=0.02", "train.batch_size=4", "train.eval_batch_size=4", "data.workers=0",
-]  # fmt: skip
+    "model.name=rgbpose_conv3d",
+    "model.rgb.base_channels=4",
+    "model.pose.base_channels=4",
+    "model.rgb.stage_blocks=[1,1,1,1]",
+    "model.pose.stage_blocks=[1,1,1]",
+    "model.speed_ratio=2",
+    "model.cmf=true",
+    "model.cmf_hidden=8",
+    "model.cmf_tokens=2",
+    "model.prm=true",
+    "model.prm_dim=8",
+    "data.view.rgb_len=2",
+    "data.view.speed_ratio=2",
+    "data.view.num_clips=2",
+    "data.view.resize=40",
+    "data.view.train_size=32",
+    "data.view.test_size=32",
+    "optim.lr=0.02",
+    "train.batch_size=4",
+    "train.eval_batch_size=4",
+    "data.workers=0",
+]
 
 
 def tiny_fused(artifacts: Path, out: Path, *extra: str) -> list[str]:
-    return [*TINY_FUSED, f"data.path={artifacts / 'frames.h5'}", f"data.poses={artifacts / 'poses.h5'}",
-            f"out_dir={out}", *extra]  # fmt: skip
+    return [
+        *TINY_FUSED,
+        f"data.path={artifacts / 'frames.h5'}",
+        f"data.poses={artifacts / 'poses.h5'}",
+        f"out_dir={out}",
+        *extra,
+    ]
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -71,31 +90,59 @@ def test_fused_run_writes_fused_and_per_modality_scores(fused_run: Path) -> None
 
 
 def test_evaluate_reproduces_fused_scores(fused_run: Path, tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["evaluate", str(fused_run / "model.pt"), "--split", "test",
-                                   "-o", str(tmp_path / "s.csv")])  # fmt: skip
+    res = CliRunner().invoke(
+        app, ["evaluate", str(fused_run / "model.pt"), "--split", "test", "-o", str(tmp_path / "s.csv")]
+    )
     assert res.exit_code == 0, res.output
     assert "late fusion" in res.output
     a, b = read_scores(fused_run / "scores-test.csv"), read_scores(tmp_path / "s.csv")
     np.testing.assert_allclose(a.probs, b.probs, atol=2e-6)
-    np.testing.assert_allclose(read_scores(tmp_path / "s-rgb.csv").probs,
-                               read_scores(fused_run / "scores-test-rgb.csv").probs, atol=2e-6)
+    np.testing.assert_allclose(
+        read_scores(tmp_path / "s-rgb.csv").probs, read_scores(fused_run / "scores-test-rgb.csv").probs, atol=2e-6
+    )
 
 
 def _branch_runs(artifacts: Path, out: Path) -> tuple[Path, Path]:
     """Tiny RGB and pose branch runs with the pathways' architecture (1 epoch each)."""
-    rgb = load_config(None, [
-        "model.name=rgb_slowonly", "model.base_channels=4", "model.stage_blocks=[1,1,1,1]",
-        f"data.path={artifacts / 'frames.h5'}", "data.view.clip_len=2", "data.view.num_clips=1",
-        "data.view.resize_short=40", "data.view.train_size=32", "data.view.test_size=32", "data.workers=0",
-        "train.batch_size=4", "train.epochs=1", f"out_dir={out}", "name=rgb",
-    ])  # fmt: skip
-    pose = load_config(None, [
-        "model.name=posec3d_slowonly", "model.base_channels=4", "model.stage_blocks=[1,1,1]",
-        "model.temporal_strides=[1,1,1]", f"data.path={artifacts / 'heatmaps-joint.h5'}",
-        "data.view.clip_len=4", "data.view.num_clips=1", "data.view.train_size=8", "data.view.test_size=8",
-        "data.view.resize_short=8", "data.workers=0", "train.batch_size=4", "train.epochs=1",
-        f"out_dir={out}", "name=pose",
-    ])  # fmt: skip
+    rgb = load_config(
+        None,
+        [
+            "model.name=rgb_slowonly",
+            "model.base_channels=4",
+            "model.stage_blocks=[1,1,1,1]",
+            f"data.path={artifacts / 'frames.h5'}",
+            "data.view.clip_len=2",
+            "data.view.num_clips=1",
+            "data.view.resize_short=40",
+            "data.view.train_size=32",
+            "data.view.test_size=32",
+            "data.workers=0",
+            "train.batch_size=4",
+            "train.epochs=1",
+            f"out_dir={out}",
+            "name=rgb",
+        ],
+    )
+    pose = load_config(
+        None,
+        [
+            "model.name=posec3d_slowonly",
+            "model.base_channels=4",
+            "model.stage_blocks=[1,1,1]",
+            "model.temporal_strides=[1,1,1]",
+            f"data.path={artifacts / 'heatmaps-joint.h5'}",
+            "data.view.clip_len=4",
+            "data.view.num_clips=1",
+            "data.view.train_size=8",
+            "data.view.test_size=8",
+            "data.view.resize_short=8",
+            "data.workers=0",
+            "train.batch_size=4",
+            "train.epochs=1",
+            f"out_dir={out}",
+            "name=pose",
+        ],
+    )
     launch(rgb, quiet=True)
     launch(pose, quiet=True)
     return out / "rgb" / "model.pt", out / "pose" / "model.pt"
@@ -103,9 +150,16 @@ def _branch_runs(artifacts: Path, out: Path) -> tuple[Path, Path]:
 
 def test_init_from_branches_via_the_cli(train_artifacts: Path, tmp_path: Path) -> None:
     rgb_pt, pose_pt = _branch_runs(train_artifacts, tmp_path / "branches")
-    args = ["train-fused", *tiny_fused(train_artifacts, tmp_path, "name=merged", "train.epochs=1",
-                                       "schedule.warmup_epochs=0", "optim.lr=0"),
-            "--init-from", str(rgb_pt), str(pose_pt), "--no-cmf"]  # fmt: skip
+    args = [
+        "train-fused",
+        *tiny_fused(
+            train_artifacts, tmp_path, "name=merged", "train.epochs=1", "schedule.warmup_epochs=0", "optim.lr=0"
+        ),
+        "--init-from",
+        str(rgb_pt),
+        str(pose_pt),
+        "--no-cmf",
+    ]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     text = " ".join(res.output.split())
@@ -124,22 +178,33 @@ def test_init_from_branches_via_the_cli(train_artifacts: Path, tmp_path: Path) -
     w = merged["backbone.pose.stages.1.0.conv1.weight"]
     src = pose_state["backbone.stages.1.0.conv1.weight"]
     torch.testing.assert_close(w[:, : src.shape[1]], src)
-    assert not w[:, src.shape[1]:].any()  # the lateral input channels start at zero
+    assert not w[:, src.shape[1] :].any()  # the lateral input channels start at zero
 
 
 def test_init_from_is_checked_before_training(train_artifacts: Path, tmp_path: Path, fused_run: Path) -> None:
     with pytest.raises(MgError, match="init_from needs two checkpoints"):
         load_config(None, tiny_fused(train_artifacts, tmp_path, "init_from=[a.pt]"))
-    bad = load_config(None, tiny_fused(train_artifacts, tmp_path, "name=bad",
-                                       f"init_from=[{fused_run / 'model.pt'}, {fused_run / 'model.pt'}]"))
+    bad = load_config(
+        None,
+        tiny_fused(
+            train_artifacts, tmp_path, "name=bad", f"init_from=[{fused_run / 'model.pt'}, {fused_run / 'model.pt'}]"
+        ),
+    )
     with pytest.raises(MgError, match="the rgb checkpoint must come from an RGB branch run"):
         launch(bad, quiet=True)
     assert not (tmp_path / "bad" / "last.pt").exists()
 
 
 def test_train_fused_refuses_single_modality_models(train_artifacts: Path, tmp_path: Path) -> None:
-    res = CliRunner().invoke(app, ["train-fused", "model.name=posec3d_slowonly",
-                                   f"data.path={train_artifacts / 'heatmaps-joint.h5'}", f"out_dir={tmp_path}"])
+    res = CliRunner().invoke(
+        app,
+        [
+            "train-fused",
+            "model.name=posec3d_slowonly",
+            f"data.path={train_artifacts / 'heatmaps-joint.h5'}",
+            f"out_dir={tmp_path}",
+        ],
+    )
     assert res.exit_code == 2
     assert "is not trained by train-fused" in " ".join(res.output.split())
     cfg = load_config(None, tiny_fused(train_artifacts, tmp_path, f"data.path={train_artifacts / 'heatmaps-joint.h5'}"))
@@ -169,8 +234,17 @@ def test_fused_resume_is_exact(train_artifacts: Path, tmp_path: Path) -> None:
 
 def test_two_gloo_processes_train_the_fused_model(train_artifacts: Path, tmp_path: Path) -> None:
     # DDP with keyword inputs, the PRM's all-reduce inside the forward and drop-path on the laterals
-    cfg = load_config(None, tiny_fused(train_artifacts, tmp_path, "name=ddp", "train.epochs=1",
-                                       "model.rgb.drop_path=0.5", "model.pose.drop_path=0.5"))
+    cfg = load_config(
+        None,
+        tiny_fused(
+            train_artifacts,
+            tmp_path,
+            "name=ddp",
+            "train.epochs=1",
+            "model.rgb.drop_path=0.5",
+            "model.pose.drop_path=0.5",
+        ),
+    )
     metrics = launch(cfg, procs=2, quiet=True)
     assert metrics["processes"] == 2
     for split in ("val", "test"):

@@ -38,8 +38,17 @@ from mgcli.io.h5 import schema_of
 if TYPE_CHECKING:
     from mgcli.train.config import RunConfig
 
-__all__ = ["KINDS", "ClipDataset", "CompactConfig", "DataKind", "artifact_kind", "data_kind", "open_split",
-           "split_names", "view_config"]
+__all__ = [
+    "KINDS",
+    "ClipDataset",
+    "CompactConfig",
+    "DataKind",
+    "artifact_kind",
+    "data_kind",
+    "open_split",
+    "split_names",
+    "view_config",
+]
 
 SCHEMAS = {"mgcli.heatmaps": "heatmaps", "mgcli.frames": "frames", "mgcli.poses": "poses"}
 
@@ -90,8 +99,11 @@ def data_kind(cfg: RunConfig, path: str | Path | None = None) -> str:
     want = KINDS[kind]
     if want.artifact != found:
         if want.paired:
-            raise MgError(f"model {cfg.model['name']} reads RGB frames and poses: data.path must be a frames.h5 "
-                          f"(and data.poses its poses.h5), not a {found} artifact", path)
+            raise MgError(
+                f"model {cfg.model['name']} reads RGB frames and poses: data.path must be a frames.h5 "
+                f"(and data.poses its poses.h5), not a {found} artifact",
+                path,
+            )
         raise MgError(f"model {cfg.model['name']} reads {kind}, but data.path is a {found} artifact", path)
     return kind
 
@@ -133,4 +145,3 @@ def split_names(path: str | Path) -> set[str]:
 
     with h5py.File(path, "r") as f:
         return set(read_table(f["clips"])["split"].astype(str))
-

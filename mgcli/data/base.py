@@ -76,7 +76,11 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset):
 
 
 def clip_keypoints(
-    video: VideoPoses, rows: Sequence[int] | np.ndarray | slice, src_layout: str, layout: Layout, clip_id: str,
+    video: VideoPoses,
+    rows: Sequence[int] | np.ndarray | slice,
+    src_layout: str,
+    layout: Layout,
+    clip_id: str,
     where: str | Path,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The keypoints ``[M, T, V, 2]`` (float32, NaN as 0) and scores ``[M, T, V]`` of a clip's

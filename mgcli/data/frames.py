@@ -93,8 +93,15 @@ class FramesClips(ClipDataset):
     num_channels = 3
     artifact = FramesFile
 
-    def __init__(self, path: str | Path, split: str, train: bool, view: RGBViewConfig = RGBViewConfig(),
-                 seed: int = 0, poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: RGBViewConfig = RGBViewConfig(),
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         super().__init__(path, split, train, view, seed)
         self.boxes: dict[str, np.ndarray] = {}
         if view.compact is not None:
@@ -149,8 +156,9 @@ class FramesClips(ClipDataset):
             h, w = frames.shape[-2:]
             top, left = (h - s) // 2, (w - s) // 2
             if top < 0 or left < 0:
-                raise MgError(f"test size {s} is larger than the resized frames ({h}x{w}); raise resize_short",
-                              self.path)
+                raise MgError(
+                    f"test size {s} is larger than the resized frames ({h}x{w}); raise resize_short", self.path
+                )
             frames = frames[..., top : top + s, left : left + s]
         views = frames[torch.from_numpy(inverse)].reshape(cfg.num_clips, cfg.clip_len, 3, s, s)
         views = views.permute(0, 2, 1, 3, 4)  # [N, 3, T, s, s]

@@ -88,8 +88,15 @@ class HeatmapClips(ClipDataset):
 
     artifact = HeatmapsFile
 
-    def __init__(self, path: str | Path, split: str, train: bool, view: PoseViewConfig = PoseViewConfig(),
-                 seed: int = 0, poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: PoseViewConfig = PoseViewConfig(),
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         super().__init__(path, split, train, view, seed)
         self.num_channels, self.channel_flip = channels(self.layout, self.kind)
         self.limbs = self.layout.limbs if self.kind == "limb" else None

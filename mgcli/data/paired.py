@@ -99,8 +99,15 @@ class PairedClips(ClipDataset):
 
     artifact = FramesFile
 
-    def __init__(self, path: str | Path, split: str, train: bool, view: PairedViewConfig, seed: int = 0,
-                 poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: PairedViewConfig,
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         from mgcli.io.poses import PosesFile
 
         if not poses or not Path(poses).is_file():
@@ -137,8 +144,15 @@ class PairedClips(ClipDataset):
         sx, sy = frame_hw[1] / w, frame_hw[0] / h
         return self.boxes[cid] * np.array([sx, sy, sx, sy]), (sx, sy)
 
-    def views(self, cid: str, rgb_inds: np.ndarray, pose_inds: np.ndarray, crop: tuple[float, float, float, float],
-              size: int, flips: tuple[bool, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+    def views(
+        self,
+        cid: str,
+        rgb_inds: np.ndarray,
+        pose_inds: np.ndarray,
+        crop: tuple[float, float, float, float],
+        size: int,
+        flips: tuple[bool, ...],
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Views of one clip that share a crop: RGB ``[V, 3, T, size, size]`` uint8 and the pose
         input of :meth:`pose_views`, for the clips ``rgb_inds [C, T]`` / ``pose_inds [C, T_pose]``
         and each flag of ``flips`` (``V = len(flips) * C``, all unflipped ones first).
@@ -208,8 +222,15 @@ class RGBPoseViewConfig(PairedViewConfig):
 class RGBPoseClips(PairedClips):
     """``{"rgb": uint8 [3, T, S, S], "pose": heatmaps [K, speed_ratio * T, S*scaling, S*scaling]}``."""
 
-    def __init__(self, path: str | Path, split: str, train: bool, view: RGBPoseViewConfig = RGBPoseViewConfig(),
-                 seed: int = 0, poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: RGBPoseViewConfig = RGBPoseViewConfig(),
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         for name in ("train_size", "test_size"):
             if round(getattr(view, name) * view.scaling) < 1:
                 raise MgError(f"data.view.{name} x scaling is below one heatmap pixel", path)
@@ -249,9 +270,15 @@ class RGBSkeletonClips(PairedClips):
     """``{"rgb": uint8 [3, T, S, S], "skeleton": [3, T_s, V, M], "present": [2]}``: ``present`` flags
     each modality; the skeleton is absent when no joint of the sampled frames was detected."""
 
-    def __init__(self, path: str | Path, split: str, train: bool,
-                 view: RGBSkeletonViewConfig = RGBSkeletonViewConfig(), seed: int = 0,
-                 poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: RGBSkeletonViewConfig = RGBSkeletonViewConfig(),
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         super().__init__(path, split, train, view, seed, poses)
         self.num_channels = {"rgb": 3, "skeleton": 3}
 
@@ -268,9 +295,14 @@ class RGBSkeletonClips(PairedClips):
         norm = norm.reshape(m, *shape, v, 2)
         scores = sc.reshape(m, *shape, v)
         cfg = self.view
-        return torch.from_numpy(np.stack([
-            skeleton_tensor(norm[:, c], scores[:, c], self.layout, cfg.stream, cfg.num_person) for c in range(shape[0])
-        ]))
+        return torch.from_numpy(
+            np.stack(
+                [
+                    skeleton_tensor(norm[:, c], scores[:, c], self.layout, cfg.stream, cfg.num_person)
+                    for c in range(shape[0])
+                ]
+            )
+        )
 
     def pack(self, rgb: torch.Tensor, pose: torch.Tensor) -> dict[str, torch.Tensor]:
         seen = (pose[:, 2] > 0).flatten(1).any(-1)  # per view: any joint detected

@@ -91,8 +91,15 @@ class SkeletonClips(ClipDataset):
     artifact = PosesFile
     num_channels = 3
 
-    def __init__(self, path: str | Path, split: str, train: bool, view: SkeletonViewConfig = SkeletonViewConfig(),
-                 seed: int = 0, poses: str | Path | None = None) -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        split: str,
+        train: bool,
+        view: SkeletonViewConfig = SkeletonViewConfig(),
+        seed: int = 0,
+        poses: str | Path | None = None,
+    ) -> None:
         super().__init__(path, split, train, view, seed)
         self.keypoints: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # normalised [M, T, V, 2], scores [M, T, V]
         with PosesFile(self.path) as pf:

@@ -115,7 +115,9 @@ def pose_compact(
 # ------------------------------------------------------------------------------------- keypoints
 
 
-def resize(keypoint: np.ndarray, img_shape: tuple[int, int], size: tuple[int, int]) -> tuple[np.ndarray, tuple[int, int]]:
+def resize(
+    keypoint: np.ndarray, img_shape: tuple[int, int], size: tuple[int, int]
+) -> tuple[np.ndarray, tuple[int, int]]:
     """Scale to ``size = (h, w)``; ``h = -1`` or ``w = -1`` keeps the ratio with the other side
     as the short side (mmaction2's ``Resize(scale=(-1, s))``)."""
     h, w = img_shape
@@ -176,7 +178,9 @@ def center_crop(keypoint: np.ndarray, img_shape: tuple[int, int], size: int) -> 
     return _shift(keypoint, (w - size) // 2, (h - size) // 2), (size, size)
 
 
-def flip(keypoint: np.ndarray, score: np.ndarray, img_width: int, flip_index: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def flip(
+    keypoint: np.ndarray, score: np.ndarray, img_width: int, flip_index: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """Mirror horizontally (non-zero x only, as PoseConv3D) and swap left/right joints."""
     kp = np.array(keypoint, np.float32, copy=True)
     x = kp[..., 0]

@@ -79,14 +79,22 @@ def build_heatmaps(
             raise MgError(f"no clips in splits {', '.join(opts.splits)}", poses_path)
         sampling = {**asdict(opts), "splits": list(opts.splits), "stored": "all clip frames, compacted"}
         with HeatmapsWriter(
-            out, opts.kind, layout.name, opts.sigma, (opts.size, opts.size), sampling, opts.dtype,
-            poses.class_names, overwrite,
-        ) as w:  # fmt: skip
+            out,
+            opts.kind,
+            layout.name,
+            opts.sigma,
+            (opts.size, opts.size),
+            sampling,
+            opts.dtype,
+            poses.class_names,
+            overwrite,
+        ) as w:
             for vid, group in clips.groupby("video_id", sort=True):
                 video = poses[str(vid)]
                 for c in group.itertuples():
-                    kp, sc = clip_keypoints(video, slice(c.start, c.end + 1), poses.layout, layout, c.clip_id,
-                                            poses_path)
+                    kp, sc = clip_keypoints(
+                        video, slice(c.start, c.end + 1), poses.layout, layout, c.clip_id, poses_path
+                    )
                     ckp, csc, vol = render_clip(kp, sc, video.img_shape, layout, opts)
                     w.add(c.clip_id, vol, ckp, csc, c.label, c.split)
                     if progress:

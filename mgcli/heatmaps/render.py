@@ -62,9 +62,24 @@ __all__ = ["COCO17_LIMBS", "generate"]
 
 # PoseConv3D's default skeleton (mmaction2 GeneratePoseTarget ``skeletons``) for COCO-17 joints.
 COCO17_LIMBS: tuple[tuple[int, int], ...] = (
-    (0, 1), (0, 2), (1, 3), (2, 4), (0, 5), (5, 7), (7, 9), (0, 6), (6, 8), (8, 10), (5, 11),
-    (11, 13), (13, 15), (6, 12), (12, 14), (14, 16), (11, 12),
-)  # fmt: skip
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (0, 5),
+    (5, 7),
+    (7, 9),
+    (0, 6),
+    (6, 8),
+    (8, 10),
+    (5, 11),
+    (11, 13),
+    (13, 15),
+    (6, 12),
+    (12, 14),
+    (14, 16),
+    (11, 12),
+)
 
 _SEG = 8  # pixels per limb-window segment
 _CHUNK_BYTES = 8 << 20  # bound on the largest per-pixel temporary (the int64 scatter index)
@@ -257,7 +272,23 @@ def _limb_ends(limbs: tuple[tuple[int, int], ...], device: torch.device) -> torc
 
 # Per-limb-instance features (float64 columns) used by _limb_basis; (rx, ry) is the window's
 # top-left pixel relative to a, (ux, uy) the unit direction times k.
-_FEATURES = ("rx_ux", "rx_uy", "ry_ux", "ry_uy", "ux", "uy", "length", "logv", "w", "x0", "y0", "h", "first_strip", "frame", "one")  # fmt: skip
+_FEATURES = (
+    "rx_ux",
+    "rx_uy",
+    "ry_ux",
+    "ry_uy",
+    "ux",
+    "uy",
+    "length",
+    "logv",
+    "w",
+    "x0",
+    "y0",
+    "h",
+    "first_strip",
+    "frame",
+    "one",
+)
 
 
 @functools.lru_cache(maxsize=64)
@@ -269,10 +300,18 @@ def _limb_basis(q: int, height: int, width: int, device: torch.device) -> torch.
     -ux), log2 peak, offset of the window's last column, change of across/before/past per row.
     Entries are 0, +-1, q, W, H*W: the float64 products are exact."""
     at_origin = [
-        {"rx_uy": 1, "ry_ux": -1}, {"rx_ux": -1, "ry_uy": -1}, {"rx_ux": 1, "ry_uy": 1, "length": -1},
-        {"x0": 1, "y0": width, "frame": height * width}, {"uy": 1}, {"ux": 1}, {"logv": 1}, {"w": 1, "one": -1},
-        {"ux": -1}, {"uy": -1}, {"uy": 1},
-    ]  # fmt: skip
+        {"rx_uy": 1, "ry_ux": -1},
+        {"rx_ux": -1, "ry_uy": -1},
+        {"rx_ux": 1, "ry_uy": 1, "length": -1},
+        {"x0": 1, "y0": width, "frame": height * width},
+        {"uy": 1},
+        {"ux": 1},
+        {"logv": 1},
+        {"w": 1, "one": -1},
+        {"ux": -1},
+        {"uy": -1},
+        {"uy": 1},
+    ]
     per_strip = [{"uy": q}, {"ux": -q}, {"ux": q}, {"one": q}, {}, {}, {}, {"one": -q}, {}, {}, {}]
     basis = torch.zeros(24, len(_FEATURES), dtype=torch.float64)
     for row, terms in enumerate([*at_origin, *per_strip, {"h": 1}, {"first_strip": 1}]):
@@ -331,9 +370,19 @@ def _limb_maps(pose: torch.Tensor, limbs: tuple[tuple[int, int], ...], sigma: fl
     nseg = torch.where(keep[:, None], size[:, :1].div(q).ceil_(), 0.0)  # strips of q columns
     outer = ((first64 - a64)[:, :, None] * ku[:, None, :]).view(-1, 4)  # rx*ux, rx*uy, ry*ux, ry*uy
     features = torch.cat(
-        [outer, ku, klen, peak64.clamp_(min=0).log2_(), size[:, :1], first64, size[:, 1:],
-         torch.cumsum(nseg, 0).sub_(nseg), _frame_one(nseg.numel(), nlimb * frames, dev)], 1
-    )  # fmt: skip
+        [
+            outer,
+            ku,
+            klen,
+            peak64.clamp_(min=0).log2_(),
+            size[:, :1],
+            first64,
+            size[:, 1:],
+            torch.cumsum(nseg, 0).sub_(nseg),
+            _frame_one(nseg.numel(), nlimb * frames, dev),
+        ],
+        1,
+    )
     table = _limb_basis(q, height, width, dev) @ features.t()  # [24, P0]
     count = torch.where(keep[:, None], nseg * size[:, 1:], 0.0)  # segments: strips x rows
     strips, total = (int(n) for n in torch.stack([nseg.sum(), count.sum()]).tolist())

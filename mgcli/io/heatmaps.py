@@ -59,21 +59,31 @@ class HeatmapsWriter(H5Writer):
         if kind not in KINDS or dtype not in DTYPES:
             raise ValueError(f"kind must be one of {KINDS} and dtype one of {DTYPES}")
         super().__init__(
-            path, overwrite, kind=kind, layout=layout, sigma=float(sigma), size=np.asarray(size, np.int64),
-            sampling=sampling, dtype=dtype, class_names=list(class_names),
-        )  # fmt: skip
+            path,
+            overwrite,
+            kind=kind,
+            layout=layout,
+            sigma=float(sigma),
+            size=np.asarray(size, np.int64),
+            sampling=sampling,
+            dtype=dtype,
+            class_names=list(class_names),
+        )
         self.dtype = dtype
         self._maps = self.f.create_group("heatmaps")
 
-    def add(self, clip_id: str, volume: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, label: int,
-            split: str) -> None:
+    def add(
+        self, clip_id: str, volume: np.ndarray, keypoints: np.ndarray, scores: np.ndarray, label: int, split: str
+    ) -> None:
         """One clip: its volume ``[C, T, H, W]`` and the keypoints ``[M, T, V, 2]`` / scores
         ``[M, T, V]`` it was rendered from (canvas pixels)."""
         if volume.ndim != 4:
             raise ValueError(f"clip {clip_id}: volume must be [C, T, H, W], got {volume.shape}")
         if keypoints.shape[:-1] != scores.shape or keypoints.shape[1] != volume.shape[1]:
-            raise ValueError(f"clip {clip_id}: keypoints {keypoints.shape} and scores {scores.shape} do not fit "
-                             f"a volume of {volume.shape[1]} frames")
+            raise ValueError(
+                f"clip {clip_id}: keypoints {keypoints.shape} and scores {scores.shape} do not fit "
+                f"a volume of {volume.shape[1]} frames"
+            )
         data = quantise(volume, self.dtype)
         ds = self._maps.create_dataset(clip_id, data=data, chunks=data.shape, compression="gzip", compression_opts=4)
         ds.attrs["label"], ds.attrs["split"] = int(label), split

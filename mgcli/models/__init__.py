@@ -28,13 +28,13 @@ from torch import nn
 
 from mgcli import typecheck
 from mgcli.errors import MgError
+from mgcli.models.agcn import agcn
+from mgcli.models.base import MgModel, Recognizer
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
-from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
-from mgcli.models.base import MgModel, Recognizer
-from mgcli.models.rgbpose import PathwayOptions, RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
-from mgcli.models.agcn import agcn
 from mgcli.models.mvit import mvit_v2_s
+from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
+from mgcli.models.rgbpose import PathwayOptions, RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
 from mgcli.models.swin import swin3d_b, swin3d_s, swin3d_t
 from mgcli.models.token_fusion import token_fusion
 
@@ -68,8 +68,8 @@ __all__ = [
 ]
 
 
-
 # --------------------------------------------------------------------------- builders
+
 
 def posec3d_slowonly(
     num_classes: int,
@@ -91,8 +91,15 @@ def posec3d_slowonly(
     input is not normalised. A 48 x 56 x 56 clip gives a ``[N, 512, 24, 7, 7]`` feature map.
     """
     backbone = ResNet3d(
-        in_channels, base_channels, stage_blocks, conv1_kernel, conv1_stride, pool1_stride,
-        inflate, spatial_strides, temporal_strides,
+        in_channels,
+        base_channels,
+        stage_blocks,
+        conv1_kernel,
+        conv1_stride,
+        pool1_stride,
+        inflate,
+        spatial_strides,
+        temporal_strides,
     )
     return Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout))
 
@@ -121,10 +128,19 @@ def rgb_slowonly(
     ``[N, 2048, 8, 7, 7]`` feature map.
     """
     backbone = ResNet3d(
-        in_channels, base_channels, stage_blocks, conv1_kernel, conv1_stride, pool1_stride,
-        inflate, spatial_strides, temporal_strides,
+        in_channels,
+        base_channels,
+        stage_blocks,
+        conv1_kernel,
+        conv1_stride,
+        pool1_stride,
+        inflate,
+        spatial_strides,
+        temporal_strides,
     )
-    report = inflate_2d_weights(backbone, load_resnet50_2d(pretrained), f"pretrained {pretrained!r}") if pretrained else None
+    report = (
+        inflate_2d_weights(backbone, load_resnet50_2d(pretrained), f"pretrained {pretrained!r}") if pretrained else None
+    )
     mean = IMAGENET_MEAN if in_channels == 3 else None
     std = IMAGENET_STD if in_channels == 3 else None
     model = Classifier(backbone, I3DHead(backbone.out_channels, num_classes, dropout), mean, std)
@@ -134,6 +150,7 @@ def rgb_slowonly(
 
 
 # --------------------------------------------------------------------------- the table of models
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -170,35 +187,61 @@ class ModelSpec:
 
 MODELS: dict[str, ModelSpec] = {
     "posec3d_slowonly": ModelSpec(
-        posec3d_slowonly, "heatmaps",
-        "PoseConv3D SlowOnly ResNet3d (3 stages, width 32) on joint or limb heatmap volumes", (48, 56, 56)),
+        posec3d_slowonly,
+        "heatmaps",
+        "PoseConv3D SlowOnly ResNet3d (3 stages, width 32) on joint or limb heatmap volumes",
+        (48, 56, 56),
+    ),
     "rgb_slowonly": ModelSpec(
-        rgb_slowonly, "frames",
-        "SlowOnly ResNet-50 on RGB clips, optionally inflated from ImageNet weights", (8, 224, 224)),
+        rgb_slowonly,
+        "frames",
+        "SlowOnly ResNet-50 on RGB clips, optionally inflated from ImageNet weights",
+        (8, 224, 224),
+    ),
     "rgbpose_conv3d": ModelSpec(
-        rgbpose_conv3d, "rgbpose",
-        "RGBPoseConv3D: RGB + pose pathways with laterals; optional CMF and PRM (MiGA 2024 winner)", (8, 224, 224),
-        "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps", {"rgb": PathwayOptions, "pose": PathwayOptions}),
+        rgbpose_conv3d,
+        "rgbpose",
+        "RGBPoseConv3D: RGB + pose pathways with laterals; optional CMF and PRM (MiGA 2024 winner)",
+        (8, 224, 224),
+        "3 x 8 x 224 x 224 RGB + 17 x 32 x 56 x 56 heatmaps",
+        {"rgb": PathwayOptions, "pose": PathwayOptions},
+    ),
     **{
         f"swin3d_{v}": ModelSpec(
-            fn, "frames", f"Video Swin-{v.upper()} (torchvision) on RGB clips, Kinetics-400 weights optional",
-            (32, 224, 224))
+            fn,
+            "frames",
+            f"Video Swin-{v.upper()} (torchvision) on RGB clips, Kinetics-400 weights optional",
+            (32, 224, 224),
+        )
         for v, fn in (("t", swin3d_t), ("s", swin3d_s), ("b", swin3d_b))
     },
     "mvit_v2_s": ModelSpec(
-        mvit_v2_s, "frames", "MViTv2-S (torchvision) on RGB clips, Kinetics-400 weights optional", (16, 224, 224),
-        "3 x 16 x 224 x 224 (C x T x H x W)"),
+        mvit_v2_s,
+        "frames",
+        "MViTv2-S (torchvision) on RGB clips, Kinetics-400 weights optional",
+        (16, 224, 224),
+        "3 x 16 x 224 x 224 (C x T x H x W)",
+    ),
     "agcn": ModelSpec(
-        agcn, "poses", "2s-AGCN stream (adaptive graph convolution) on skeleton sequences: joints or bones",
-        (64, 17, 1), "3 x 64 x 17 x 1 (C x T x joints x persons, coco17)"),
+        agcn,
+        "poses",
+        "2s-AGCN stream (adaptive graph convolution) on skeleton sequences: joints or bones",
+        (64, 17, 1),
+        "3 x 64 x 17 x 1 (C x T x joints x persons, coco17)",
+    ),
     "token_fusion": ModelSpec(
-        token_fusion, "rgbskeleton",
-        "Cross-Modal Token Fusion of MViTv2-S and 2s-AGCN tokens in a transformer (MiGA 2025)", (16, 224, 224),
-        "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton", {"video": mvit_v2_s, "skeleton": agcn}),
+        token_fusion,
+        "rgbskeleton",
+        "Cross-Modal Token Fusion of MViTv2-S and 2s-AGCN tokens in a transformer (MiGA 2025)",
+        (16, 224, 224),
+        "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton",
+        {"video": mvit_v2_s, "skeleton": agcn},
+    ),
 }
 
 
 # --------------------------------------------------------------------------- option checking
+
 
 def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
     """Build model ``name`` with ``num_classes`` outputs, checking ``options`` against its builder.
@@ -220,8 +263,13 @@ def build_model(name: str, num_classes: int, **options: Any) -> nn.Module:
         raise MgError(f"model {name}: {e}") from None
 
 
-def check_options(fn: Callable[..., Any], options: dict[str, Any], what: str,
-                  sections: dict[str, Callable[..., Any]] | None = None, prefix: str = "") -> dict[str, Any]:
+def check_options(
+    fn: Callable[..., Any],
+    options: dict[str, Any],
+    what: str,
+    sections: dict[str, Callable[..., Any]] | None = None,
+    prefix: str = "",
+) -> dict[str, Any]:
     """``options`` checked against the parameters of ``fn`` (a builder or a dataclass); each
     section of ``sections`` is a mapping checked against its own callable."""
     sections = sections or {}
@@ -240,12 +288,14 @@ def check_options(fn: Callable[..., Any], options: dict[str, Any], what: str,
         try:
             out[key] = typecheck.coerce(value, hints.get(key, Any))
         except typecheck.Mismatch as m:
-            raise MgError(f"{what}: option {path!r}{m.suffix} must be {typecheck.describe(m.hint)}, "
-                          f"got {m.value!r}") from None
+            raise MgError(
+                f"{what}: option {path!r}{m.suffix} must be {typecheck.describe(m.hint)}, got {m.value!r}"
+            ) from None
     return out
 
 
 # --------------------------------------------------------------------------- summaries
+
 
 def count_parameters(model: nn.Module) -> int:
     """Number of parameters (trainable or not; buffers excluded)."""
@@ -262,11 +312,13 @@ def model_table(num_classes: int = 32) -> list[dict[str, Any]]:
         else:
             c, t, h, w = spec.example_input()
             shown = f"{c} x {t} x {h} x {w} (C x T x H x W)"
-        rows.append({
-            "name": name,
-            "input_kind": spec.input_kind,
-            "params": count_parameters(model),
-            "input": shown,
-            "description": spec.description,
-        })
+        rows.append(
+            {
+                "name": name,
+                "input_kind": spec.input_kind,
+                "params": count_parameters(model),
+                "input": shown,
+                "description": spec.description,
+            }
+        )
     return rows

@@ -74,8 +74,9 @@ class TemporalConv(nn.Module):
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 9, stride: int = 1) -> None:
         super().__init__()
-        self.conv = nn.Conv2d(in_channels, out_channels, (kernel_size, 1), stride=(stride, 1),
-                              padding=((kernel_size - 1) // 2, 0))
+        self.conv = nn.Conv2d(
+            in_channels, out_channels, (kernel_size, 1), stride=(stride, 1), padding=((kernel_size - 1) // 2, 0)
+        )
         self.bn = nn.BatchNorm2d(out_channels)
         _conv_init(self.conv)
         _bn_init(self.bn, 1.0)
@@ -111,8 +112,9 @@ class AdaptiveGraphConv(nn.Module):
     Shapes: ``[N, C_in, T, V] -> [N, C_out, T, V]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray | torch.Tensor,
-                 coff_embedding: int = 4) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, adjacency: np.ndarray | torch.Tensor, coff_embedding: int = 4
+    ) -> None:
         super().__init__()
         adjacency = torch.as_tensor(np.asarray(adjacency, np.float32))
         if adjacency.ndim != 3 or adjacency.shape[0] != NUM_SUBSETS or adjacency.shape[1] != adjacency.shape[2]:
@@ -164,8 +166,14 @@ class AGCNBlock(nn.Module):
     Shapes: ``[N, C_in, T, V] -> [N, C_out, ceil(T / stride), V]``.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, adjacency: np.ndarray | torch.Tensor, stride: int = 1,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        adjacency: np.ndarray | torch.Tensor,
+        stride: int = 1,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         self.gcn = AdaptiveGraphConv(in_channels, out_channels, adjacency)
         self.tcn = TemporalConv(out_channels, out_channels, stride=stride)
@@ -203,8 +211,16 @@ class AGCN(MgModel):
     ``[N, M, out_channels, ceil(T / 4), V]``; :meth:`embed`: ``[N, out_channels]``.
     """
 
-    def __init__(self, num_classes: int, layout: str | Layout = "coco17", *, in_channels: int = 3, num_person: int = 1,
-                 base_channels: int = 64, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        num_classes: int,
+        layout: str | Layout = "coco17",
+        *,
+        in_channels: int = 3,
+        num_person: int = 1,
+        base_channels: int = 64,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         self.layout = _layout(layout)
         self.num_classes, self.in_channels, self.num_person = num_classes, in_channels, num_person
@@ -230,8 +246,10 @@ class AGCN(MgModel):
         """Per-person feature maps after the blocks: ``[N, C, T, V, M] -> [N, M, out_channels, T', V]``."""
         n, c, t, v, m = x.shape
         if (c, v, m) != (self.in_channels, self.layout.num_joints, self.num_person):
-            raise ValueError(f"expected [N, {self.in_channels}, T, {self.layout.num_joints}, {self.num_person}] "
-                             f"(layout {self.layout.name}), got {list(x.shape)}")
+            raise ValueError(
+                f"expected [N, {self.in_channels}, T, {self.layout.num_joints}, {self.num_person}] "
+                f"(layout {self.layout.name}), got {list(x.shape)}"
+            )
         # reshape, not view: the input may be non-contiguous (e.g. channels_last_3d).
         x = self.data_bn(x.permute(0, 4, 3, 1, 2).reshape(n, m * v * c, t))
         x = x.reshape(n, m, v, c, t).permute(0, 1, 3, 4, 2).reshape(n * m, c, t, v)
@@ -247,8 +265,15 @@ class AGCN(MgModel):
         return self.fc(self.dropout(self.embed(x)))
 
 
-def agcn(num_classes: int, layout: str = "coco17", *, in_channels: int = 3, num_person: int = 1,
-         base_channels: int = 64, dropout: float = 0.0) -> AGCN:
+def agcn(
+    num_classes: int,
+    layout: str = "coco17",
+    *,
+    in_channels: int = 3,
+    num_person: int = 1,
+    base_channels: int = 64,
+    dropout: float = 0.0,
+) -> AGCN:
     """One stream of 2s-AGCN (Shi et al., CVPR 2019), about 3.5 M parameters at ``base_channels`` 64.
 
     Feed joints for the joint stream, or :func:`joint_to_bone` of them for the bone stream, as
@@ -263,5 +288,11 @@ def agcn(num_classes: int, layout: str = "coco17", *, in_channels: int = 3, num_
         base_channels: width of the first stage (64 in the paper; 128 and 256 follow).
         dropout: dropout before the linear head.
     """
-    return AGCN(num_classes, layout=layout, in_channels=in_channels, num_person=num_person,
-                base_channels=base_channels, dropout=dropout)
+    return AGCN(
+        num_classes,
+        layout=layout,
+        in_channels=in_channels,
+        num_person=num_person,
+        base_channels=base_channels,
+        dropout=dropout,
+    )

@@ -79,6 +79,8 @@ class MgModel(nn.Module):
         missing, unexpected = self.load_state_dict(dict(state), strict=False)
         missing = [k for k in missing if not k.startswith(self.training_only)]
         if missing or unexpected:
-            raise MgError(f"the weights do not fit this model: {len(missing)} missing (e.g. {missing[:2]}), "
-                          f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); was the checkpoint made with "
-                          "another config?")
+            raise MgError(
+                f"the weights do not fit this model: {len(missing)} missing (e.g. {missing[:2]}), "
+                f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}); was the checkpoint made with "
+                "another config?"
+            )

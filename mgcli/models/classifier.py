@@ -61,8 +61,13 @@ class Classifier(MgModel):
 
     training_only = ("semantic.",)  # the semantic embedding loss is not saved in model.pt
 
-    def __init__(self, backbone: nn.Module, head: I3DHead, input_mean: Sequence[float] | None = None,
-                 input_std: Sequence[float] | None = None) -> None:
+    def __init__(
+        self,
+        backbone: nn.Module,
+        head: I3DHead,
+        input_mean: Sequence[float] | None = None,
+        input_std: Sequence[float] | None = None,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -94,8 +99,9 @@ class Classifier(MgModel):
         pooled = self.head.pool(self.features(x))
         return {"logits": self.head.fc(self.head.dropout(pooled)), "semantic": self.semantic(pooled)}
 
-    def loss(self, out: torch.Tensor | dict[str, torch.Tensor], labels: torch.Tensor,
-             label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: torch.Tensor | dict[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """The cross-entropy and, with a semantic loss attached, its weighted term."""
         if not isinstance(out, dict):
             return {"ce": F.cross_entropy(out.float(), labels, label_smoothing=label_smoothing)}

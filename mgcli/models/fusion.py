@@ -19,10 +19,10 @@ Steps, with the choices the paper leaves open (all configurable):
    giving ``[N, C', L]`` each. One head by default: each ``C' x C'`` map then compares keys of
    all ``L`` temporal values (8 in the paper's setting). Heads are an option, but they split those
    ``L`` values (``tokens % heads == 0``), so 4 heads of an 8-token stream would compare channels by
-   2 values each, too few to say how alike two channels' time courses are. RGB queries attend to pose keys/values and pose queries to RGB
-   keys/values: ``softmax(Q K^T / sqrt(L / heads))`` is ``[N, heads, C', C']`` (rows sum to 1,
-   optional dropout on it), times ``V`` gives ``[N, C', L]`` after merging heads. No output
-   projection inside the attention; the maps below play that role.
+   2 values each, too few to say how alike two channels' time courses are. RGB queries attend to
+   pose keys/values and pose queries to RGB keys/values: ``softmax(Q K^T / sqrt(L / heads))`` is
+   ``[N, heads, C', C']`` (rows sum to 1, optional dropout on it), times ``V`` gives ``[N, C', L]``
+   after merging heads. No output projection inside the attention; the maps below play that role.
 3. **Re-weighting maps** (bias-free, **zero-initialised**, so the module starts as the identity and
    returns its inputs exactly whenever the attention output is zero):
 
@@ -60,8 +60,16 @@ class CrossModalFusion(nn.Module):
         dropout: dropout on the attention weights.
     """
 
-    def __init__(self, rgb_channels: int, pose_channels: int, hidden: int = 256, heads: int = 1,
-                 tokens: int = 8, speed_ratio: int = 4, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        rgb_channels: int,
+        pose_channels: int,
+        hidden: int = 256,
+        heads: int = 1,
+        tokens: int = 8,
+        speed_ratio: int = 4,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         if min(rgb_channels, pose_channels, hidden, heads, tokens, speed_ratio) < 1:
             raise ValueError("CrossModalFusion: channels, hidden, heads, tokens and speed_ratio must be >= 1")
@@ -76,8 +84,9 @@ class CrossModalFusion(nn.Module):
         self.pose_q, self.pose_k, self.pose_v = (nn.Linear(hidden, hidden) for _ in range(3))
         self.attn_drop = nn.Dropout(dropout)
         self.rgb_out = nn.Conv3d(hidden, rgb_channels, 1, bias=False)
-        self.pose_out = nn.ConvTranspose3d(hidden, pose_channels, (speed_ratio, 1, 1),
-                                           stride=(speed_ratio, 1, 1), bias=False)
+        self.pose_out = nn.ConvTranspose3d(
+            hidden, pose_channels, (speed_ratio, 1, 1), stride=(speed_ratio, 1, 1), bias=False
+        )
         nn.init.zeros_(self.rgb_out.weight)
         nn.init.zeros_(self.pose_out.weight)
 
@@ -134,11 +143,14 @@ class CrossModalFusion(nn.Module):
 
     def _check(self, x_rgb: Tensor, x_pose: Tensor) -> None:
         if x_rgb.dim() != 5 or x_pose.dim() != 5:
-            raise ValueError(f"CrossModalFusion: expected [N, C, T, H, W] maps, got {list(x_rgb.shape)} and "
-                             f"{list(x_pose.shape)}")
+            raise ValueError(
+                f"CrossModalFusion: expected [N, C, T, H, W] maps, got {list(x_rgb.shape)} and {list(x_pose.shape)}"
+            )
         if x_rgb.shape[1] != self.rgb_channels or x_pose.shape[1] != self.pose_channels:
-            raise ValueError(f"CrossModalFusion: expected {self.rgb_channels} RGB / {self.pose_channels} pose "
-                             f"channels, got {x_rgb.shape[1]} / {x_pose.shape[1]}")
+            raise ValueError(
+                f"CrossModalFusion: expected {self.rgb_channels} RGB / {self.pose_channels} pose "
+                f"channels, got {x_rgb.shape[1]} / {x_pose.shape[1]}"
+            )
         if x_rgb.shape[0] != x_pose.shape[0]:
             raise ValueError(f"CrossModalFusion: batch sizes differ ({x_rgb.shape[0]} vs {x_pose.shape[0]})")
 

@@ -67,8 +67,10 @@ class VideoMViT(MgModel):
         up to its head."""
         expected = (self.temporal_size, *self.spatial_size)
         if x.dim() != 5 or x.shape[1] != 3 or tuple(x.shape[2:]) != expected:
-            raise MgError(f"MViT takes clips [N, 3, {expected[0]}, {expected[1]}, {expected[2]}] (exactly the "
-                          f"frames x size x size it was built for), got {list(x.shape)}")
+            raise MgError(
+                f"MViT takes clips [N, 3, {expected[0]}, {expected[1]}, {expected[2]}] (exactly the "
+                f"frames x size x size it was built for), got {list(x.shape)}"
+            )
         net = self.net
         x = net.conv_proj(self.input_norm(x))  # [N, C0, T', H', W'], maybe channels_last_3d
         x = x.flatten(2).transpose(1, 2)  # [N, T'H'W', C0]
@@ -94,8 +96,11 @@ class VideoMViT(MgModel):
     def check_clip(self, frames: int, train_size: int, test_size: int, key: str, where: str | Path | None) -> None:
         size = self.spatial_size[0]
         if frames != self.temporal_size or train_size != size or test_size != size:
-            raise MgError(f"the video model takes {self.temporal_size} x {size} x {size} clips but data.view gives "
-                          f"{key} {frames}, train_size {train_size}, test_size {test_size}; set them to match", where)
+            raise MgError(
+                f"the video model takes {self.temporal_size} x {size} x {size} clips but data.view gives "
+                f"{key} {frames}, train_size {train_size}, test_size {test_size}; set them to match",
+                where,
+            )
 
 
 def mvit_v2_blocks(
@@ -114,26 +119,30 @@ def mvit_v2_blocks(
     from torchvision.models.video.mvit import MSBlockConfig
 
     if not len(depths) == len(dims) == len(heads) == 4:
-        raise ValueError(f"depths, dims and heads need one entry per stage (4 stages), got "
-                         f"{len(depths)}, {len(dims)} and {len(heads)}")
+        raise ValueError(
+            f"depths, dims and heads need one entry per stage (4 stages), got "
+            f"{len(depths)}, {len(dims)} and {len(heads)}"
+        )
     if min(depths) < 1 or min(dims) < 1 or min(heads) < 1:
         raise ValueError(f"depths, dims and heads must be positive, got {depths}, {dims}, {heads}")
-    for d, h in zip(dims, heads):
+    for d, h in zip(dims, heads, strict=True):
         if d % h:
             raise ValueError(f"each stage's width must be divisible by its heads, got dims {dims}, heads {heads}")
     blocks = []
-    for s, (depth, dim, head) in enumerate(zip(depths, dims, heads)):
+    for s, (depth, dim, head) in enumerate(zip(depths, dims, heads, strict=True)):
         for i in range(depth):
             first = i == 0 and s > 0
-            blocks.append(MSBlockConfig(
-                num_heads=head,
-                input_channels=dims[s - 1] if first else dim,
-                output_channels=dim,
-                kernel_q=[3, 3, 3],
-                kernel_kv=[3, 3, 3],
-                stride_q=[1, 2, 2] if first else [1, 1, 1],
-                stride_kv=list(_STRIDE_KV[s]),
-            ))  # fmt: skip
+            blocks.append(
+                MSBlockConfig(
+                    num_heads=head,
+                    input_channels=dims[s - 1] if first else dim,
+                    output_channels=dim,
+                    kernel_q=[3, 3, 3],
+                    kernel_kv=[3, 3, 3],
+                    stride_q=[1, 2, 2] if first else [1, 1, 1],
+                    stride_kv=list(_STRIDE_KV[s]),
+                )
+            )
     return blocks
 
 
@@ -174,8 +183,10 @@ def mvit_v2_s(
     blocks = mvit_v2_blocks(tuple(depths), tuple(dims), tuple(heads))
     paper = (tuple(depths), tuple(dims), tuple(heads), frames, size) == (*_V2_S.values(), 16, 224)
     if pretrained == "kinetics400" and not paper:
-        raise MgError("pretrained 'kinetics400' needs the MViTv2-S settings (depths 1,2,11,2, dims 96,192,384,768, "
-                      "heads 1,2,4,8, frames 16, size 224); change them or pass `pretrained: null`")
+        raise MgError(
+            "pretrained 'kinetics400' needs the MViTv2-S settings (depths 1,2,11,2, dims 96,192,384,768, "
+            "heads 1,2,4,8, frames 16, size 224); change them or pass `pretrained: null`"
+        )
 
     from torchvision.models.video import MViT, MViT_V2_S_Weights
 
@@ -183,15 +194,29 @@ def mvit_v2_s(
 
     state = None
     if pretrained == "kinetics400":
-        state = fetch(MViT_V2_S_Weights.KINETICS400_V1, "MViT_V2_S_Weights.KINETICS400_V1",
-                      "they cannot be downloaded here: a path to a torchvision-format .pth state dict "
-                      "works offline, or pass `pretrained: null`")
+        state = fetch(
+            MViT_V2_S_Weights.KINETICS400_V1,
+            "MViT_V2_S_Weights.KINETICS400_V1",
+            "they cannot be downloaded here: a path to a torchvision-format .pth state dict "
+            "works offline, or pass `pretrained: null`",
+        )
     elif pretrained is not None:
         state = read_state_dict(pretrained, "give kinetics400, a torchvision-format .pth path, or null")
-    net = MViT(spatial_size=(size, size), temporal_size=frames, block_setting=blocks,
-               stochastic_depth_prob=stochastic_depth, **_V2_FLAGS)
+    net = MViT(
+        spatial_size=(size, size),
+        temporal_size=frames,
+        block_setting=blocks,
+        stochastic_depth_prob=stochastic_depth,
+        **_V2_FLAGS,
+    )
     model = VideoMViT(net, num_classes, dropout)
     if state is not None:
-        model.load_reports.append(load_weights(net, state, source=f"pretrained {pretrained!r} (MViT: check "
-                                               "depths/dims/heads/frames/size)", skip=("head.",)))
+        model.load_reports.append(
+            load_weights(
+                net,
+                state,
+                source=f"pretrained {pretrained!r} (MViT: check depths/dims/heads/frames/size)",
+                skip=("head.",),
+            )
+        )
     return model

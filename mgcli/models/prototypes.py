@@ -45,7 +45,9 @@ from torch import nn
 __all__ = ["PrototypeRefinement", "batch_groups", "class_centres", "prototype_loss"]
 
 
-def batch_groups(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def batch_groups(
+    preds: torch.Tensor, labels: torch.Tensor, num_classes: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Boolean ``[N, K]`` masks ``(tp, fn, fp)``: entry ``[i, k]`` says sample ``i`` is a TP/FN/FP of class ``k``."""
     lbl = F.one_hot(labels.long(), num_classes).bool()
     pred = F.one_hot(preds.long(), num_classes).bool()
@@ -109,7 +111,15 @@ class PrototypeRefinement(nn.Module):
 
     prototypes: torch.Tensor
 
-    def __init__(self, in_channels: int, num_classes: int, dim: int = 256, tau: float = 0.125, rho: float = 0.9, calib_weight: float = 1.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        num_classes: int,
+        dim: int = 256,
+        tau: float = 0.125,
+        rho: float = 0.9,
+        calib_weight: float = 1.0,
+    ) -> None:
         super().__init__()
         if num_classes < 1 or dim < 1 or in_channels < 1:
             raise ValueError("in_channels, num_classes and dim must be positive")
@@ -151,10 +161,15 @@ class PrototypeRefinement(nn.Module):
         fn_c, has_fn = class_centres(feats, fn)
         fp_c, has_fp = class_centres(feats, fp)
         probs = logits.softmax(1)
-        loss = prototype_loss(feats, self.prototypes.detach(), probs, labels, tp, fn_c, has_fn, fp_c, has_fp, self.tau, self.calib_weight).mean()
+        loss = prototype_loss(
+            feats, self.prototypes.detach(), probs, labels, tp, fn_c, has_fn, fp_c, has_fp, self.tau, self.calib_weight
+        ).mean()
         if self.training:
             self.update_prototypes(feats, tp)
         return loss
 
     def extra_repr(self) -> str:
-        return f"num_classes={self.num_classes}, dim={self.dim}, tau={self.tau}, rho={self.rho}, calib_weight={self.calib_weight}"
+        return (
+            f"num_classes={self.num_classes}, dim={self.dim}, tau={self.tau}, rho={self.rho}, "
+            f"calib_weight={self.calib_weight}"
+        )

@@ -10,11 +10,10 @@ Shapes are ``[N, C, T, H, W]`` throughout. Strides given as pairs are ``(tempora
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import re
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
@@ -26,8 +25,13 @@ if TYPE_CHECKING:
 __all__ = ["Bottleneck3d", "ResNet3d", "inflate_2d_weights", "load_resnet50_2d"]
 
 
-def _conv_bn(inplanes: int, planes: int, kernel: tuple[int, int, int], stride: tuple[int, int, int],
-             padding: tuple[int, int, int]) -> tuple[nn.Conv3d, nn.BatchNorm3d]:
+def _conv_bn(
+    inplanes: int,
+    planes: int,
+    kernel: tuple[int, int, int],
+    stride: tuple[int, int, int],
+    padding: tuple[int, int, int],
+) -> tuple[nn.Conv3d, nn.BatchNorm3d]:
     """A bias-free Conv3d and the BatchNorm3d that follows it."""
     conv = nn.Conv3d(inplanes, planes, kernel, stride=stride, padding=padding, bias=False)
     return conv, nn.BatchNorm3d(planes)
@@ -49,8 +53,14 @@ class Bottleneck3d(nn.Module):
 
     expansion = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: tuple[int, int] = (1, 1), inflate: bool = False,
-                 downsample: nn.Module | None = None) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: tuple[int, int] = (1, 1),
+        inflate: bool = False,
+        downsample: nn.Module | None = None,
+    ) -> None:
         super().__init__()
         t, s = stride
         if inflate:
@@ -152,14 +162,19 @@ class ResNet3d(nn.Module):
         self.stage_blocks = stage_blocks
         self.lateral_inplanes = lateral
 
-        conv, bn = _conv_bn(in_channels, base_channels, (kt, kh, kw), (c1t, c1s, c1s),
-                            ((kt - 1) // 2, (kh - 1) // 2, (kw - 1) // 2))
-        self.stem = nn.Sequential(OrderedDict([
-            ("conv", conv),
-            ("bn", bn),
-            ("relu", nn.ReLU(inplace=True)),
-            ("pool", nn.MaxPool3d((1, 3, 3), stride=(p1t, p1s, p1s), padding=(0, 1, 1))),
-        ]))
+        conv, bn = _conv_bn(
+            in_channels, base_channels, (kt, kh, kw), (c1t, c1s, c1s), ((kt - 1) // 2, (kh - 1) // 2, (kw - 1) // 2)
+        )
+        self.stem = nn.Sequential(
+            OrderedDict(
+                [
+                    ("conv", conv),
+                    ("bn", bn),
+                    ("relu", nn.ReLU(inplace=True)),
+                    ("pool", nn.MaxPool3d((1, 3, 3), stride=(p1t, p1s, p1s), padding=(0, 1, 1))),
+                ]
+            )
+        )
 
         self.stages = nn.ModuleList()
         inplanes = base_channels
@@ -210,8 +225,10 @@ class ResNet3d(nn.Module):
 
 # --------------------------------------------------------------------------- 2D -> 3D inflation
 
-def inflate_2d_weights(model: ResNet3d, state_dict_2d: Mapping[str, torch.Tensor],
-                       source: str = "a 2D ResNet") -> LoadReport:
+
+def inflate_2d_weights(
+    model: ResNet3d, state_dict_2d: Mapping[str, torch.Tensor], source: str = "a 2D ResNet"
+) -> LoadReport:
     """Fill ``model`` from a torchvision 2D ResNet state dict, inflating kernels along time.
 
     A 2D kernel ``[O, I, h, w]`` becomes ``[O, I, t, h, w]`` by repeating it ``t`` times and
@@ -247,6 +264,9 @@ def load_resnet50_2d(pretrained: str) -> dict[str, torch.Tensor]:
     if pretrained == "imagenet":
         from torchvision.models import ResNet50_Weights
 
-        return fetch(ResNet50_Weights.IMAGENET1K_V1, "ImageNet ResNet-50",
-                     "pass `pretrained: null` or a path to a torchvision-format .pth state dict")
+        return fetch(
+            ResNet50_Weights.IMAGENET1K_V1,
+            "ImageNet ResNet-50",
+            "pass `pretrained: null` or a path to a torchvision-format .pth state dict",
+        )
     return read_state_dict(pretrained, "give `imagenet`, a torchvision-format .pth path, or null")

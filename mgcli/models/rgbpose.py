@@ -64,6 +64,7 @@ __all__ = [
     "rgbpose_conv3d",
 ]
 
+
 def _stage_input_channels(base: int, stage: int) -> int:
     """Channels entering stage ``stage`` of a bottleneck ResNet3d (before any lateral channels)."""
     return base if stage == 0 else base * 2 ** (stage - 1) * Bottleneck3d.expansion
@@ -84,8 +85,14 @@ def _flags(name: str, value: Sequence[int], num_stages: int) -> tuple[int, ...]:
 
 def _downsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ratio: int) -> nn.Conv3d:
     """Pose -> RGB lateral: ``kernel x 1 x 1`` convolution, temporal stride ``speed_ratio``."""
-    return nn.Conv3d(in_channels, out_channels, (kernel, 1, 1), stride=(speed_ratio, 1, 1),
-                     padding=((kernel - 1) // 2, 0, 0), bias=False)
+    return nn.Conv3d(
+        in_channels,
+        out_channels,
+        (kernel, 1, 1),
+        stride=(speed_ratio, 1, 1),
+        padding=((kernel - 1) // 2, 0, 0),
+        bias=False,
+    )
 
 
 def _upsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ratio: int) -> nn.Sequential:
@@ -95,8 +102,15 @@ def _upsample_lateral(in_channels: int, out_channels: int, kernel: int, speed_ra
     """
     padding = (kernel - 1) // 2
     output_padding = speed_ratio - kernel + 2 * padding  # (T-1)*s - 2p + k + op == s*T
-    conv = nn.ConvTranspose3d(in_channels, out_channels, (kernel, 1, 1), stride=(speed_ratio, 1, 1),
-                              padding=(padding, 0, 0), output_padding=(output_padding, 0, 0), bias=False)
+    conv = nn.ConvTranspose3d(
+        in_channels,
+        out_channels,
+        (kernel, 1, 1),
+        stride=(speed_ratio, 1, 1),
+        padding=(padding, 0, 0),
+        output_padding=(output_padding, 0, 0),
+        bias=False,
+    )
     return nn.Sequential(OrderedDict([("conv", conv), ("bn", nn.BatchNorm3d(out_channels)), ("relu", nn.ReLU())]))
 
 
@@ -116,7 +130,8 @@ def _concat(name: str, own: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor
         raise ValueError(
             f"{name}: features {list(own.shape)} and lateral {list(lateral.shape)} differ in N/T/H/W; the pose "
             "clip needs speed_ratio times the RGB frames and the spatial sizes must meet (e.g. 8 x 224 x 224 RGB "
-            "with 32 x 56 x 56 pose)")
+            "with 32 x 56 x 56 pose)"
+        )
     return torch.cat((own, lateral), dim=1)
 
 
@@ -202,19 +217,27 @@ class RGBPoseConv3D(nn.Module):
         super().__init__()
         n_rgb, n_pose = len(rgb_stage_blocks), len(pose_stage_blocks)
         if n_pose < 1 or n_rgb < n_pose:
-            raise ValueError(f"the RGB pathway needs at least as many stages as the pose pathway, got "
-                             f"{n_rgb} and {n_pose}")
+            raise ValueError(
+                f"the RGB pathway needs at least as many stages as the pose pathway, got {n_rgb} and {n_pose}"
+            )
         offset = n_rgb - n_pose
         rgb_lateral = _flags("rgb_lateral", rgb_lateral, n_rgb)
         pose_lateral = _flags("pose_lateral", pose_lateral, n_pose)
         if any(rgb_lateral[: offset + 1]):
-            raise ValueError(f"rgb_lateral: only RGB stages after the first level (from stage {offset + 1}) can "
-                             f"receive pose features, got {list(rgb_lateral)}")
+            raise ValueError(
+                f"rgb_lateral: only RGB stages after the first level (from stage {offset + 1}) can "
+                f"receive pose features, got {list(rgb_lateral)}"
+            )
         if pose_lateral[0]:
             raise ValueError(f"pose_lateral: pose stage 0 cannot receive RGB features, got {list(pose_lateral)}")
-        for name, v in (("speed_ratio", speed_ratio), ("channel_ratio", channel_ratio),
-                        ("rgb_lateral_infl", rgb_lateral_infl), ("pose_lateral_infl", pose_lateral_infl),
-                        ("rgb_base", rgb_base), ("pose_base", pose_base)):
+        for name, v in (
+            ("speed_ratio", speed_ratio),
+            ("channel_ratio", channel_ratio),
+            ("rgb_lateral_infl", rgb_lateral_infl),
+            ("pose_lateral_infl", pose_lateral_infl),
+            ("rgb_base", rgb_base),
+            ("pose_base", pose_base),
+        ):
             if v < 1:
                 raise ValueError(f"{name} must be positive, got {v}")
         if fusion_kernel < 1 or fusion_kernel % 2 == 0:
@@ -244,12 +267,32 @@ class RGBPoseConv3D(nn.Module):
         self.pose_drop_path = float(pose_drop_path)
         self._drop_into_rgb = self._drop_into_pose = False  # drawn by forward
 
-        self.rgb = ResNet3d(rgb_in_channels, rgb_base, rgb_stage_blocks, rgb_conv1_kernel, rgb_conv1_stride,
-                            rgb_pool1_stride, rgb_inflate, rgb_spatial_strides, rgb_temporal_strides,
-                            zero_init_residual, lateral_inplanes=rgb_extra)
-        self.pose = ResNet3d(pose_in_channels, pose_base, pose_stage_blocks, pose_conv1_kernel, pose_conv1_stride,
-                             pose_pool1_stride, pose_inflate, pose_spatial_strides, pose_temporal_strides,
-                             zero_init_residual, lateral_inplanes=pose_extra)
+        self.rgb = ResNet3d(
+            rgb_in_channels,
+            rgb_base,
+            rgb_stage_blocks,
+            rgb_conv1_kernel,
+            rgb_conv1_stride,
+            rgb_pool1_stride,
+            rgb_inflate,
+            rgb_spatial_strides,
+            rgb_temporal_strides,
+            zero_init_residual,
+            lateral_inplanes=rgb_extra,
+        )
+        self.pose = ResNet3d(
+            pose_in_channels,
+            pose_base,
+            pose_stage_blocks,
+            pose_conv1_kernel,
+            pose_conv1_stride,
+            pose_pool1_stride,
+            pose_inflate,
+            pose_spatial_strides,
+            pose_temporal_strides,
+            zero_init_residual,
+            lateral_inplanes=pose_extra,
+        )
 
         self.rgb_laterals = nn.ModuleDict()
         for i in range(n_rgb):
@@ -272,8 +315,12 @@ class RGBPoseConv3D(nn.Module):
             if not 1 <= level < n_pose:
                 raise ValueError(f"cmf_levels: the pathways meet at levels 1 .. {n_pose - 1}, got {list(cmf_levels)}")
             self.cmf[str(level)] = CrossModalFusion(
-                _stage_output_channels(rgb_base, level + offset - 1), _stage_output_channels(pose_base, level - 1),
-                cmf_hidden, cmf_heads, cmf_tokens, speed_ratio,
+                _stage_output_channels(rgb_base, level + offset - 1),
+                _stage_output_channels(pose_base, level - 1),
+                cmf_hidden,
+                cmf_heads,
+                cmf_tokens,
+                speed_ratio,
             )
 
         self.rgb_out_channels = self.rgb.out_channels
@@ -281,6 +328,7 @@ class RGBPoseConv3D(nn.Module):
 
     def _draw_drops(self) -> None:
         """Decide once per forward (training only) whether the laterals into each pathway are zeroed."""
+
         def draw(p: float) -> bool:
             return self.training and p > 0 and bool(torch.rand(()) < p)
 
@@ -346,8 +394,15 @@ class RGBPoseHead(nn.Module):
         loss_weights: weights of the RGB and pose cross-entropy terms in :meth:`loss`.
     """
 
-    def __init__(self, rgb_channels: int, pose_channels: int, num_classes: int, dropout: float = 0.5,
-                 init_std: float = 0.01, loss_weights: Sequence[float] = (1.0, 1.0)) -> None:
+    def __init__(
+        self,
+        rgb_channels: int,
+        pose_channels: int,
+        num_classes: int,
+        dropout: float = 0.5,
+        init_std: float = 0.01,
+        loss_weights: Sequence[float] = (1.0, 1.0),
+    ) -> None:
         super().__init__()
         if len(loss_weights) != 2:
             raise ValueError(f"loss_weights needs two values (rgb, pose), got {list(loss_weights)}")
@@ -360,11 +415,14 @@ class RGBPoseHead(nn.Module):
         """The two feature maps -> ``{"rgb": logits, "pose": logits}``, each ``[N, num_classes]``."""
         return {"rgb": self.rgb(rgb_feat), "pose": self.pose(pose_feat)}
 
-    def loss(self, logits: Mapping[str, torch.Tensor], target: torch.Tensor,
-             label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+    def loss(
+        self, logits: Mapping[str, torch.Tensor], target: torch.Tensor, label_smoothing: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """Weighted cross-entropy per modality: ``{"rgb": w_rgb * CE, "pose": w_pose * CE}`` (sum them to train)."""
-        return {k: w * F.cross_entropy(logits[k].float(), target, label_smoothing=label_smoothing)
-                for k, w in self.loss_weights.items()}
+        return {
+            k: w * F.cross_entropy(logits[k].float(), target, label_smoothing=label_smoothing)
+            for k, w in self.loss_weights.items()
+        }
 
 
 class RGBPoseClassifier(MgModel):
@@ -385,10 +443,16 @@ class RGBPoseClassifier(MgModel):
 
     branch_inputs = {"rgb": "frames", "pose": "heatmaps"}  # what each init_from branch checkpoint reads
 
-    def __init__(self, backbone: RGBPoseConv3D, head: RGBPoseHead, *,
-                 rgb_mean: Sequence[float] | None = IMAGENET_MEAN,
-                 rgb_std: Sequence[float] | None = IMAGENET_STD,
-                 prm: Mapping[str, PrototypeRefinement] | None = None, prm_alpha: float = 1.0) -> None:
+    def __init__(
+        self,
+        backbone: RGBPoseConv3D,
+        head: RGBPoseHead,
+        *,
+        rgb_mean: Sequence[float] | None = IMAGENET_MEAN,
+        rgb_std: Sequence[float] | None = IMAGENET_STD,
+        prm: Mapping[str, PrototypeRefinement] | None = None,
+        prm_alpha: float = 1.0,
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head
@@ -415,7 +479,9 @@ class RGBPoseClassifier(MgModel):
         """The backbone's two feature maps (after normalisation)."""
         return self.backbone(*self.normalize(rgb, pose))
 
-    def forward(self, rgb: torch.Tensor, pose: torch.Tensor, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def forward(
+        self, rgb: torch.Tensor, pose: torch.Tensor, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """RGB clip and heatmap volume -> ``{"rgb": logits, "pose": logits}``; in training mode with
         ``labels`` and a PRM, also ``{"prm_rgb": L_PR, "prm_pose": L_PR}``."""
         feats = dict(zip(("rgb", "pose"), self.features(rgb, pose), strict=True))
@@ -430,19 +496,26 @@ class RGBPoseClassifier(MgModel):
         ``speed_ratio``, and heatmaps scaled like the stems' downsampling (1/4 in the paper)."""
         net = self.backbone
         if view.speed_ratio != net.speed_ratio:
-            raise MgError(f"data.view.speed_ratio is {view.speed_ratio} but model.speed_ratio is {net.speed_ratio}; "
-                          "set both", where)
+            raise MgError(
+                f"data.view.speed_ratio is {view.speed_ratio} but model.speed_ratio is {net.speed_ratio}; set both",
+                where,
+            )
         ratio = _stem_stride(net.pose.stem) / _stem_stride(net.rgb.stem)
         if abs(view.scaling - ratio) > 1e-9:
-            raise MgError(f"data.view.scaling is {view.scaling} but the model's stems need heatmaps at {ratio:g} of "
-                          "the RGB size (RGB stem stride / pose stem stride)", where)
+            raise MgError(
+                f"data.view.scaling is {view.scaling} but the model's stems need heatmaps at {ratio:g} of "
+                "the RGB size (RGB stem stride / pose stem stride)",
+                where,
+            )
 
     def load_branches(self, states: Mapping[str, Mapping[str, torch.Tensor]]) -> LoadReport:
         """PoseConv3D's two-step initialisation from the ``rgb`` and ``pose`` branch state dicts
         (:func:`merge_branch_weights`)."""
         return merge_branch_weights(self, states["rgb"], states["pose"])
 
-    def loss(self, out: Mapping[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0) -> dict[str, torch.Tensor]:
+    def loss(
+        self, out: Mapping[str, torch.Tensor], labels: torch.Tensor, label_smoothing: float = 0.0
+    ) -> dict[str, torch.Tensor]:
         """The training loss terms (sum them): weighted cross-entropy per modality and, where
         :meth:`forward` computed them, ``prm_alpha * L_PR`` per pathway."""
         terms = self.head.loss(out, labels, label_smoothing)
@@ -521,12 +594,19 @@ def rgbpose_conv3d(
       ``prm_dim``, temperature ``prm_tau``, EMA momentum ``prm_rho``, loss weight ``prm_alpha``).
     """
     backbone = RGBPoseConv3D(
-        **_pathway_kwargs("rgb", rgb), **_pathway_kwargs("pose", pose), speed_ratio=speed_ratio,
-        channel_ratio=channel_ratio, fusion_kernel=fusion_kernel, cmf_levels=cmf_levels if cmf else (),
-        cmf_hidden=cmf_hidden, cmf_heads=cmf_heads, cmf_tokens=cmf_tokens,
+        **_pathway_kwargs("rgb", rgb),
+        **_pathway_kwargs("pose", pose),
+        speed_ratio=speed_ratio,
+        channel_ratio=channel_ratio,
+        fusion_kernel=fusion_kernel,
+        cmf_levels=cmf_levels if cmf else (),
+        cmf_hidden=cmf_hidden,
+        cmf_heads=cmf_heads,
+        cmf_tokens=cmf_tokens,
     )
-    head = RGBPoseHead(backbone.rgb_out_channels, backbone.pose_out_channels, num_classes, dropout,
-                       loss_weights=loss_weights)
+    head = RGBPoseHead(
+        backbone.rgb_out_channels, backbone.pose_out_channels, num_classes, dropout, loss_weights=loss_weights
+    )
     prms = {}
     if prm:
         channels = {"rgb": backbone.rgb_out_channels, "pose": backbone.pose_out_channels}
@@ -540,8 +620,10 @@ def rgbpose_conv3d(
 
 # --------------------------------------------------------------------------- two-step initialisation
 
-def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch.Tensor],
-                         pose_state: Mapping[str, torch.Tensor]) -> LoadReport:
+
+def merge_branch_weights(
+    model: RGBPoseClassifier, rgb_state: Mapping[str, torch.Tensor], pose_state: Mapping[str, torch.Tensor]
+) -> LoadReport:
     """Initialise ``model`` from an RGB-only and a pose-only classifier (PoseConv3D's two-step init).
 
     ``rgb_state`` is the state dict of an ``rgb_slowonly`` :class:`~mgcli.models.Classifier`
@@ -576,8 +658,10 @@ def merge_branch_weights(model: RGBPoseClassifier, rgb_state: Mapping[str, torch
         one = load_weights(model, state, source=f"the {branch} branch", rename=rename, pad_inputs=True, strict=False)
         one.unused = [f"{branch}:{k}" for k in one.unused]
         if not any(k.startswith(f"backbone.{branch}.") for k in one.filled):
-            raise MgError(f"the {branch} branch weights fill no tensor of the {branch} pathway (not a "
-                          f"{'rgb_slowonly' if branch == 'rgb' else 'posec3d_slowonly'} state dict?)")
+            raise MgError(
+                f"the {branch} branch weights fill no tensor of the {branch} pathway (not a "
+                f"{'rgb_slowonly' if branch == 'rgb' else 'posec3d_slowonly'} state dict?)"
+            )
         report = one if report is None else report.merge(one)
     assert report is not None
     report.source = "the rgb and pose branches"

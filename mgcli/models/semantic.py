@@ -106,7 +106,9 @@ class SemanticEmbedding(nn.Module):
         weight: weight of this loss next to the cross-entropy.
     """
 
-    def __init__(self, in_channels: int, vectors: torch.Tensor | np.ndarray, tau: float = 0.1, weight: float = 1.0) -> None:
+    def __init__(
+        self, in_channels: int, vectors: torch.Tensor | np.ndarray, tau: float = 0.1, weight: float = 1.0
+    ) -> None:
         super().__init__()
         if tau <= 0:
             raise ValueError(f"the semantic loss temperature must be positive, got {tau}")

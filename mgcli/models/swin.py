@@ -20,8 +20,11 @@ __all__ = ["VideoSwin", "swin3d", "swin3d_b", "swin3d_s", "swin3d_t"]
 _VARIANTS = {
     "t": ("swin3d_t", "Swin3D_T_Weights", {"kinetics400": "KINETICS400_V1"}),
     "s": ("swin3d_s", "Swin3D_S_Weights", {"kinetics400": "KINETICS400_V1"}),
-    "b": ("swin3d_b", "Swin3D_B_Weights", {"kinetics400": "KINETICS400_V1",
-                                          "kinetics400_imagenet22k": "KINETICS400_IMAGENET22K_V1"}),
+    "b": (
+        "swin3d_b",
+        "Swin3D_B_Weights",
+        {"kinetics400": "KINETICS400_V1", "kinetics400_imagenet22k": "KINETICS400_IMAGENET22K_V1"},
+    ),
 }
 
 
@@ -83,8 +86,11 @@ def swin3d(
     if pretrained is not None:
         if pretrained in tags:
             member = getattr(getattr(tvv, enum_name), tags[pretrained])
-            state = fetch(member, f"{enum_name}.{tags[pretrained]}",
-                          "pass `pretrained: null` or a path to a torchvision-format .pth state dict")
+            state = fetch(
+                member,
+                f"{enum_name}.{tags[pretrained]}",
+                "pass `pretrained: null` or a path to a torchvision-format .pth state dict",
+            )
         else:
             state = read_state_dict(pretrained, f"give {', '.join(tags)}, a torchvision-format .pth path, or null")
         report = load_weights(net, state, source=f"pretrained {pretrained!r} (swin3d_{variant})", skip=("head.",))

@@ -55,14 +55,27 @@ class TokenFusion(MgModel):
     branch_inputs = {"rgb": "frames", "skeleton": "poses"}  # what each branch checkpoint must read
 
     def __init__(
-        self, video: nn.Module, skeleton: nn.Module, num_classes: int, *, width: int = 256, depth: int = 2,
-        heads: int = 4, mlp_ratio: float = 2.0, dropout: float = 0.1, video_tokens: VideoTokens = "temporal",
-        skeleton_tokens: SkeletonTokens = "temporal", max_tokens: int = 1024, freeze_backbones: bool = False,
+        self,
+        video: nn.Module,
+        skeleton: nn.Module,
+        num_classes: int,
+        *,
+        width: int = 256,
+        depth: int = 2,
+        heads: int = 4,
+        mlp_ratio: float = 2.0,
+        dropout: float = 0.1,
+        video_tokens: VideoTokens = "temporal",
+        skeleton_tokens: SkeletonTokens = "temporal",
+        max_tokens: int = 1024,
+        freeze_backbones: bool = False,
     ) -> None:
         super().__init__()
         if video_tokens not in typing.get_args(VideoTokens) or skeleton_tokens not in typing.get_args(SkeletonTokens):
-            raise ValueError(f"video_tokens must be one of {typing.get_args(VideoTokens)} and skeleton_tokens one "
-                             f"of {typing.get_args(SkeletonTokens)}, got {video_tokens!r} and {skeleton_tokens!r}")
+            raise ValueError(
+                f"video_tokens must be one of {typing.get_args(VideoTokens)} and skeleton_tokens one "
+                f"of {typing.get_args(SkeletonTokens)}, got {video_tokens!r} and {skeleton_tokens!r}"
+            )
         if width % heads:
             raise ValueError(f"width {width} is not divisible by heads {heads}")
         if depth < 1 or max_tokens < 1:
@@ -73,17 +86,20 @@ class TokenFusion(MgModel):
         self.num_classes = num_classes
         self.video_tokens, self.skeleton_tokens = video_tokens, skeleton_tokens
         self.freeze_backbones = freeze_backbones
-        self.proj = nn.ModuleDict({
-            "rgb": nn.Sequential(nn.LayerNorm(video.embed_dim), nn.Linear(video.embed_dim, width)),
-            "skeleton": nn.Sequential(nn.LayerNorm(skeleton.out_channels), nn.Linear(skeleton.out_channels, width)),
-        })
+        self.proj = nn.ModuleDict(
+            {
+                "rgb": nn.Sequential(nn.LayerNorm(video.embed_dim), nn.Linear(video.embed_dim, width)),
+                "skeleton": nn.Sequential(nn.LayerNorm(skeleton.out_channels), nn.Linear(skeleton.out_channels, width)),
+            }
+        )
         self.modality = nn.Parameter(torch.zeros(2, width))
         self.pos = nn.ParameterDict({m: nn.Parameter(torch.zeros(max_tokens, width)) for m in self.modalities})
         self.cls = nn.Parameter(torch.zeros(1, 1, width))
         for p in (self.modality, self.cls, *self.pos.values()):
             nn.init.trunc_normal_(p, std=0.02)
-        layer = nn.TransformerEncoderLayer(width, heads, int(width * mlp_ratio), dropout, activation="gelu",
-                                           batch_first=True, norm_first=True)
+        layer = nn.TransformerEncoderLayer(
+            width, heads, int(width * mlp_ratio), dropout, activation="gelu", batch_first=True, norm_first=True
+        )
         self.encoder = nn.TransformerEncoder(layer, depth, enable_nested_tensor=False)
         self.norm = nn.LayerNorm(width)
         self.head = nn.Sequential(nn.Dropout(dropout), nn.Linear(width, num_classes))
@@ -130,8 +146,13 @@ class TokenFusion(MgModel):
 
     # ------------------------------------------------------------------ forward
 
-    def forward(self, rgb: torch.Tensor, skeleton: torch.Tensor, present: torch.Tensor | None = None,
-                labels: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        rgb: torch.Tensor,
+        skeleton: torch.Tensor,
+        present: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Logits ``[N, num_classes]``. ``present`` ``[N, 2]`` (bool) masks an absent modality's
         tokens; ``labels`` is accepted for the training loop's interface and not used."""
         v = self._embed(self.rgb_tokens(rgb), "rgb")
@@ -141,11 +162,14 @@ class TokenFusion(MgModel):
         mask = None
         if present is not None:
             present = present.to(device=x.device, dtype=torch.bool)
-            mask = torch.cat([
-                torch.zeros(n, 1, dtype=torch.bool, device=x.device),
-                (~present[:, 0:1]).expand(n, v.shape[1]),
-                (~present[:, 1:2]).expand(n, s.shape[1]),
-            ], dim=1)
+            mask = torch.cat(
+                [
+                    torch.zeros(n, 1, dtype=torch.bool, device=x.device),
+                    (~present[:, 0:1]).expand(n, v.shape[1]),
+                    (~present[:, 1:2]).expand(n, s.shape[1]),
+                ],
+                dim=1,
+            )
         x = self.encoder(x, src_key_padding_mask=mask)
         return self.head(self.norm(x[:, 0]))
 
@@ -162,8 +186,7 @@ class TokenFusion(MgModel):
         from mgcli.models.weights import load_weights
 
         video = load_weights(self.video, states["rgb"], source="the rgb (MViT) branch", skip=("net.head.",))
-        skeleton = load_weights(self.skeleton, states["skeleton"], source="the skeleton (AGCN) branch",
-                                skip=("fc.",))
+        skeleton = load_weights(self.skeleton, states["skeleton"], source="the skeleton (AGCN) branch", skip=("fc.",))
         report = video.merge(skeleton)
         report.loaded = [f"video.{k}" for k in video.loaded] + [f"skeleton.{k}" for k in skeleton.loaded]
         report.skipped = [f"rgb:{k}" for k in video.skipped] + [f"skeleton:{k}" for k in skeleton.skipped]
@@ -195,6 +218,17 @@ def token_fusion(
 
     v = mvit_v2_s(num_classes, **(video or {}))
     s = agcn(num_classes, **(skeleton or {}))
-    return TokenFusion(v, s, num_classes, width=width, depth=depth, heads=heads, mlp_ratio=mlp_ratio,
-                       dropout=dropout, video_tokens=video_tokens, skeleton_tokens=skeleton_tokens,
-                       max_tokens=max_tokens, freeze_backbones=freeze_backbones)
+    return TokenFusion(
+        v,
+        s,
+        num_classes,
+        width=width,
+        depth=depth,
+        heads=heads,
+        mlp_ratio=mlp_ratio,
+        dropout=dropout,
+        video_tokens=video_tokens,
+        skeleton_tokens=skeleton_tokens,
+        max_tokens=max_tokens,
+        freeze_backbones=freeze_backbones,
+    )

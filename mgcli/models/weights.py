@@ -72,25 +72,39 @@ class LoadReport:
         """Two loads into one module: a tensor is new only if neither filled it."""
         done = set(other.filled)
         return LoadReport(
-            f"{self.source} + {other.source}", self.loaded + other.loaded, self.padded + other.padded,
-            self.inflated + other.inflated, [k for k in self.new if k not in done], self.skipped + other.skipped,
+            f"{self.source} + {other.source}",
+            self.loaded + other.loaded,
+            self.padded + other.padded,
+            self.inflated + other.inflated,
+            [k for k in self.new if k not in done],
+            self.skipped + other.skipped,
             self.unused + other.unused,
         )
 
     def describe(self) -> str:
         """One paragraph for the log: counts, then the groups of padded / new / skipped / unused tensors."""
+
         def names(keys: list[str], depth: int = 3) -> str:
             groups = sorted({".".join(k.split(".")[:depth]) for k in keys})
             return ", ".join(groups[:8]) + (", ..." if len(groups) > 8 else "")
 
         counts = [f"{len(self.loaded)} tensors loaded"]
-        for word, keys in (("zero-padded for the lateral channels", self.padded), ("inflated 2D -> 3D", self.inflated),
-                           ("new", self.new), ("skipped", self.skipped), ("unused", self.unused)):
+        for word, keys in (
+            ("zero-padded for the lateral channels", self.padded),
+            ("inflated 2D -> 3D", self.inflated),
+            ("new", self.new),
+            ("skipped", self.skipped),
+            ("unused", self.unused),
+        ):
             if keys:
                 counts.append(f"{len(keys)} {word}")
         lines = [f"{self.source}: " + ", ".join(counts)]
-        for word, keys, depth in (("padded", [k.rpartition(".")[0] for k in self.padded], 7), ("new", self.new, 3),
-                                  ("skipped", self.skipped, 3), ("unused", self.unused, 3)):
+        for word, keys, depth in (
+            ("padded", [k.rpartition(".")[0] for k in self.padded], 7),
+            ("new", self.new, 3),
+            ("skipped", self.skipped, 3),
+            ("unused", self.unused, 3),
+        ):
             if keys:
                 lines.append(f"  {word}: {names(keys, depth)}")
         return "\n".join(lines)
@@ -139,22 +153,31 @@ def load_weights(
             t = dst.shape[2]
             merged[name] = (src.detach().to(dst.dtype).unsqueeze(2).expand_as(dst) / t).clone()
             report.inflated.append(name)
-        elif pad_inputs and src.dim() >= 2 and src.shape[0] == dst.shape[0] and src.shape[2:] == dst.shape[2:] \
-                and src.shape[1] < dst.shape[1]:
+        elif (
+            pad_inputs
+            and src.dim() >= 2
+            and src.shape[0] == dst.shape[0]
+            and src.shape[2:] == dst.shape[2:]
+            and src.shape[1] < dst.shape[1]
+        ):
             padded = torch.zeros_like(dst)
             padded[:, : src.shape[1]] = src
             merged[name] = padded
             report.padded.append(name)
         else:
-            raise MgError(f"{source}: {key!r} has shape {list(src.shape)} but {name!r} here has {list(dst.shape)} "
-                          "(another architecture, width or depth?)")
+            raise MgError(
+                f"{source}: {key!r} has shape {list(src.shape)} but {name!r} here has {list(dst.shape)} "
+                "(another architecture, width or depth?)"
+            )
         filled.add(name)
     report.new = [k for k in target if k not in filled and not k.startswith(skip)]
     if strict:
         new = [k for k in report.new if not k.endswith("num_batches_tracked")]
         if new or report.unused:
             shown = (new or report.unused)[:3]
-            raise MgError(f"{source} does not fit: {len(new)} tensors of the model not in it, {len(report.unused)} "
-                          f"of its tensors with no place in the model (e.g. {', '.join(shown)})")
+            raise MgError(
+                f"{source} does not fit: {len(new)} tensors of the model not in it, {len(report.unused)} "
+                f"of its tensors with no place in the model (e.g. {', '.join(shown)})"
+            )
     module.load_state_dict(merged)
     return report

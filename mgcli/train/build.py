@@ -18,8 +18,9 @@ from mgcli.errors import MgError
 from mgcli.train.config import RunConfig
 
 
-def merge_data_options(options: dict[str, Any], data: dict[str, Any], where: Path | None,
-                       prefix: str = "model.") -> dict[str, Any]:
+def merge_data_options(
+    options: dict[str, Any], data: dict[str, Any], where: Path | None, prefix: str = "model."
+) -> dict[str, Any]:
     """``options`` with the data's options filled in (nested sections too), or one line naming the
     option that disagrees with the data."""
     out = dict(options)
@@ -32,8 +33,9 @@ def merge_data_options(options: dict[str, Any], data: dict[str, Any], where: Pat
             continue
         given = out.setdefault(key, value)
         if given != value:
-            raise MgError(f"{prefix}{key} is {given!r} but the data has {value!r}; leave it unset or make them agree",
-                          where)
+            raise MgError(
+                f"{prefix}{key} is {given!r} but the data has {value!r}; leave it unset or make them agree", where
+            )
     return out
 
 
@@ -50,8 +52,13 @@ def without_pretrained(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_for_data(
-    cfg: RunConfig, num_classes: int, kind: str, data_options: dict[str, Any], where: Path | None = None,
-    load_pretrained: bool = True, training_classes: list[str] | None = None,
+    cfg: RunConfig,
+    num_classes: int,
+    kind: str,
+    data_options: dict[str, Any],
+    where: Path | None = None,
+    load_pretrained: bool = True,
+    training_classes: list[str] | None = None,
 ) -> torch.nn.Module:
     """The config's model, built for the data kind it reads and the data's options.
 
@@ -72,10 +79,13 @@ def build_for_data(
         from mgcli.models.semantic import SemanticEmbedding, read_class_vectors
 
         if not hasattr(model, "attach_semantic"):
-            raise MgError(f"train.semantic_vectors needs a single-stream PoseConv3D / SlowOnly model, not {name}", where)
+            raise MgError(
+                f"train.semantic_vectors needs a single-stream PoseConv3D / SlowOnly model, not {name}", where
+            )
         if cfg.train.semantic_tau <= 0:
             raise MgError(f"train.semantic_tau must be positive, got {cfg.train.semantic_tau}", where)
         vectors = read_class_vectors(cfg.train.semantic_vectors, training_classes)
-        model.attach_semantic(SemanticEmbedding(model.head.in_channels, vectors, cfg.train.semantic_tau,
-                                                cfg.train.semantic_weight))
+        model.attach_semantic(
+            SemanticEmbedding(model.head.in_channels, vectors, cfg.train.semantic_tau, cfg.train.semantic_weight)
+        )
     return model

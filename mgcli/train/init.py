@@ -31,11 +31,16 @@ def branch_checkpoints(cfg: RunConfig, model: torch.nn.Module, class_names: list
         spec = MODELS.get(name)
         if spec is None or spec.input_kind != kind:
             article = "an RGB" if mod == "rgb" else f"a {mod}"
-            raise MgError(f"init_from: the {mod} checkpoint must come from {article} branch run (reading {kind}), "
-                          f"not {name or 'an unknown model'}", path)
+            raise MgError(
+                f"init_from: the {mod} checkpoint must come from {article} branch run (reading {kind}), "
+                f"not {name or 'an unknown model'}",
+                path,
+            )
         if list(state["class_names"]) != list(class_names):
-            raise MgError(f"the {mod} branch was trained on other classes ({len(state['class_names'])} vs "
-                          f"{len(class_names)})", path)
+            raise MgError(
+                f"the {mod} branch was trained on other classes ({len(state['class_names'])} vs {len(class_names)})",
+                path,
+            )
         states[mod] = state
     return states
 

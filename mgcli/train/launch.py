@@ -14,15 +14,24 @@ from mgcli.train.plan import RunPlan, prepare
 from mgcli.train.progress import Reporter, RichReporter
 
 
-def launch(cfg: RunConfig, gpus: int = 0, procs: int = 1, cpu: bool = False, resume: bool = False,
-           overwrite: bool = False, quiet: bool = False) -> dict[str, Any]:
+def launch(
+    cfg: RunConfig,
+    gpus: int = 0,
+    procs: int = 1,
+    cpu: bool = False,
+    resume: bool = False,
+    overwrite: bool = False,
+    quiet: bool = False,
+) -> dict[str, Any]:
     """Run training in this process, in ``gpus`` CUDA processes or ``procs`` CPU processes, or as one
     process of a ``torchrun`` job. Returns the run's metrics (read from ``metrics.json``)."""
     if dist_.under_torchrun():
         return train_process(cfg, resume, overwrite, use_cuda=not cpu, quiet=quiet)
     if gpus:
         if not torch.cuda.is_available():
-            raise MgError(f"--gpus {gpus} needs CUDA, and this machine has no CUDA device (--procs N runs CPU processes)")
+            raise MgError(
+                f"--gpus {gpus} needs CUDA, and this machine has no CUDA device (--procs N runs CPU processes)"
+            )
         if gpus > torch.cuda.device_count():
             raise MgError(f"--gpus {gpus}: only {torch.cuda.device_count()} CUDA devices are visible")
     nprocs = gpus or procs
@@ -46,8 +55,14 @@ def _spawned_train(cfg: RunConfig, resume: bool, overwrite: bool, use_cuda: bool
     train_process(cfg, resume, overwrite, use_cuda, quiet, plan)
 
 
-def train_process(cfg: RunConfig, resume: bool = False, overwrite: bool = False, use_cuda: bool = True,
-                  quiet: bool = True, plan: RunPlan | None = None) -> dict[str, Any]:
+def train_process(
+    cfg: RunConfig,
+    resume: bool = False,
+    overwrite: bool = False,
+    use_cuda: bool = True,
+    quiet: bool = True,
+    plan: RunPlan | None = None,
+) -> dict[str, Any]:
     """One process of a run (all of it without a process group): train, evaluate, write the run folder.
     ``plan``: what :func:`~mgcli.train.plan.prepare` found, when the launcher has checked already."""
     from mgcli.train.loop import train

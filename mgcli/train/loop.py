@@ -79,16 +79,26 @@ class Run:
         return self.cfg.run_dir
 
     def predict(self, dataset: Any, split: str) -> Predictions:
-        return predict(self.model, dataset, self.ctx, self.cfg.train.eval_batch_size, self.cfg.data.workers,
-                       self.amp, self.channels_last, self.reporter, split, fusion_weights(self.cfg.train.late_fusion))
+        return predict(
+            self.model,
+            dataset,
+            self.ctx,
+            self.cfg.train.eval_batch_size,
+            self.cfg.data.workers,
+            self.amp,
+            self.channels_last,
+            self.reporter,
+            split,
+            fusion_weights(self.cfg.train.late_fusion),
+        )
 
     def save_model(self, **extra: Any) -> None:
-        save_checkpoint(self.run_dir / "model.pt", self.model.inference_state(), self.cfg.to_dict(),
-                        self.plan.class_names, **extra)
+        save_checkpoint(
+            self.run_dir / "model.pt", self.model.inference_state(), self.cfg.to_dict(), self.plan.class_names, **extra
+        )
 
 
-def start(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter,
-          plan: RunPlan | None) -> Run:
+def start(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter, plan: RunPlan | None) -> Run:
     """The run folder prepared, the model built (initialised from branches, or resumed), on its device."""
     from mgcli.train.build import build_for_data
     from mgcli.train.init import init_from_branches
@@ -104,8 +114,15 @@ def start(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter:
     dist_.barrier(ctx)
     run_state.set_determinism(cfg.deterministic, ctx)
     torch.manual_seed(cfg.seed)
-    model = build_for_data(cfg, len(plan.class_names), plan.kind, plan.data_options, Path(cfg.data.path),
-                           load_pretrained=not resume and not cfg.init_from, training_classes=plan.class_names)
+    model = build_for_data(
+        cfg,
+        len(plan.class_names),
+        plan.kind,
+        plan.data_options,
+        Path(cfg.data.path),
+        load_pretrained=not resume and not cfg.init_from,
+        training_classes=plan.class_names,
+    )
     for text in plan.load_reports:
         reporter.message(text)
     if cfg.init_from and not resume:
@@ -132,8 +149,9 @@ def start(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter:
     return run
 
 
-def train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter,
-          plan: RunPlan | None = None) -> dict[str, Any]:
+def train(
+    cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter: Reporter, plan: RunPlan | None = None
+) -> dict[str, Any]:
     """Train, keep the best weights by validation top-1, evaluate them, write the run folder."""
     from mgcli.data import open_split
     from mgcli.report import topk_accuracy
@@ -162,16 +180,29 @@ def train(cfg: RunConfig, ctx: Context, resume: bool, overwrite: bool, reporter:
         reporter.epoch_end(row)
         rng = dist_.all_gather_objects(ctx, run_state.rng_state(ctx))
         if ctx.main:
-            run_state.save_state(run.run_dir / "last.pt", run.model, run.optimizer, run.scaler, cfg,
-                                 run.plan.class_names, epoch + 1, rng, run.history, run.best)
-            run_state.write_json(run.run_dir / "metrics.json",
-                                 {"name": cfg.name, "finished": False, "history": run.history, "best": run.best})
+            run_state.save_state(
+                run.run_dir / "last.pt",
+                run.model,
+                run.optimizer,
+                run.scaler,
+                cfg,
+                run.plan.class_names,
+                epoch + 1,
+                rng,
+                run.history,
+                run.best,
+            )
+            run_state.write_json(
+                run.run_dir / "metrics.json",
+                {"name": cfg.name, "finished": False, "history": run.history, "best": run.best},
+            )
         dist_.barrier(ctx)
     return finish(run, val_ds)
 
 
-def train_step(run: Run, x: dict[str, torch.Tensor], y: torch.Tensor, lr: float,
-               parts: dict[str, float] | None = None) -> float:
+def train_step(
+    run: Run, x: dict[str, torch.Tensor], y: torch.Tensor, lr: float, parts: dict[str, float] | None = None
+) -> float:
     """One optimiser step on a batch at learning rate ``lr``; the batch's loss. The model's loss
     terms are summed; their values are added to ``parts`` (times the batch size) when given."""
     cfg, model = run.cfg, run.model
@@ -199,8 +230,12 @@ def train_epoch(run: Run, dataset: Any, epoch: int) -> dict[str, Any]:
     cfg, ctx = run.cfg, run.ctx
     dataset.set_epoch(epoch)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=cfg.train.batch_size, sampler=run_state.epoch_indices(len(dataset), cfg.seed, epoch, ctx),
-        num_workers=cfg.data.workers, pin_memory=ctx.cuda, drop_last=False,
+        dataset,
+        batch_size=cfg.train.batch_size,
+        sampler=run_state.epoch_indices(len(dataset), cfg.seed, epoch, ctx),
+        num_workers=cfg.data.workers,
+        pin_memory=ctx.cuda,
+        drop_last=False,
     )
     iters = len(loader)
     run.net.train()
@@ -262,9 +297,16 @@ def finish(run: Run, val_ds: Any) -> dict[str, Any]:
         plot_curves(run.history, run.run_dir / "curves.png")
         waits = [r["data_wait"] for r in run.history]
         metrics = {
-            "name": cfg.name, "finished": True, "model": cfg.model["name"], "params": plan.params,
-            "processes": ctx.world, "device": ctx.device.type, "best": run.best, "splits": splits,
-            "history": run.history, "seconds": time.perf_counter() - run.t_start,
+            "name": cfg.name,
+            "finished": True,
+            "model": cfg.model["name"],
+            "params": plan.params,
+            "processes": ctx.world,
+            "device": ctx.device.type,
+            "best": run.best,
+            "splits": splits,
+            "history": run.history,
+            "seconds": time.perf_counter() - run.t_start,
             "cpu_seconds": run_state.cpu_seconds() - run.cpu_start,
             "data_wait": float(np.mean(waits)) if waits else None,
         }

@@ -27,5 +27,10 @@ def make_optimizer(cfg: RunConfig, model: torch.nn.Module) -> torch.optim.Optimi
     params = [p for p in model.parameters() if p.requires_grad]
     if cfg.optim.name == "adamw":
         return torch.optim.AdamW(params, lr=cfg.optim.lr, betas=cfg.optim.betas, weight_decay=cfg.optim.weight_decay)
-    return torch.optim.SGD(params, lr=cfg.optim.lr, momentum=cfg.optim.momentum, weight_decay=cfg.optim.weight_decay,
-                           nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0)
+    return torch.optim.SGD(
+        params,
+        lr=cfg.optim.lr,
+        momentum=cfg.optim.momentum,
+        weight_decay=cfg.optim.weight_decay,
+        nesterov=cfg.optim.nesterov and cfg.optim.momentum > 0,
+    )

@@ -43,14 +43,26 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
     if (np.asarray(train.labels) < 0).any():
         raise MgError(f"the {cfg.data.train_split} split has clips without labels", path)
     classes = list(train.class_names)
-    model = build_for_data(cfg, len(classes), kind, train.data_options, path,
-                           load_pretrained=not resume and not cfg.init_from, training_classes=classes)
+    model = build_for_data(
+        cfg,
+        len(classes),
+        kind,
+        train.data_options,
+        path,
+        load_pretrained=not resume and not cfg.init_from,
+        training_classes=classes,
+    )
     model.check_view(train.view, path)
     if cfg.init_from and not resume:
         branch_checkpoints(cfg, model, classes)  # fail here, not in N processes
-    plan = RunPlan(kind, train.data_options, classes, frozenset(split_names(path)),
-                   sum(p.numel() for p in model.parameters()),
-                   tuple(r.describe() for r in getattr(model, "load_reports", ())))
+    plan = RunPlan(
+        kind,
+        train.data_options,
+        classes,
+        frozenset(split_names(path)),
+        sum(p.numel() for p in model.parameters()),
+        tuple(r.describe() for r in getattr(model, "load_reports", ())),
+    )
     if check_outputs:
         run_dir = cfg.run_dir
         last = run_dir / "last.pt"
@@ -59,6 +71,7 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
                 raise MgError("nothing to resume: no last.pt (start the run without --resume)", run_dir)
             check_config_change(load_checkpoint(last)["config"], cfg.to_dict(), last)
         elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES):
-            raise OutputExistsError("the run folder already holds a run (pass --resume to continue it or --overwrite)",
-                                    run_dir)
+            raise OutputExistsError(
+                "the run folder already holds a run (pass --resume to continue it or --overwrite)", run_dir
+            )
     return plan

@@ -93,8 +93,13 @@ def predict(
     was_training = model.training
     model.eval()
     mine = list(range(ctx.rank, len(dataset), ctx.world))
-    loader = torch.utils.data.DataLoader(torch.utils.data.Subset(dataset, mine), batch_size=batch_size,
-                                         shuffle=False, num_workers=workers, pin_memory=ctx.cuda)
+    loader = torch.utils.data.DataLoader(
+        torch.utils.data.Subset(dataset, mine),
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=ctx.cuda,
+    )
     reporter.eval_start(split, len(mine))
     chunks: dict[str, list[np.ndarray]] = {}
     for x, _ in loader:
@@ -191,8 +196,9 @@ def evaluate_checkpoint(
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
-    model = build_for_data(cfg, len(class_names), data_kind(cfg, path), ds.data_options, checkpoint,
-                           load_pretrained=False)
+    model = build_for_data(
+        cfg, len(class_names), data_kind(cfg, path), ds.data_options, checkpoint, load_pretrained=False
+    )
     try:
         model.load_inference_state(state["state_dict"])
     except MgError as e:
@@ -201,7 +207,16 @@ def evaluate_checkpoint(
     channels_last = cfg.train.channels_last
     if channels_last:
         model = channels_last_3d(model)
-    preds = predict(model, ds, ctx, batch_size or cfg.train.eval_batch_size,
-                    cfg.data.workers if workers is None else workers, cfg.train.amp, channels_last,
-                    RichReporter(quiet), split_name, fusion_weights(cfg.train.late_fusion))
+    preds = predict(
+        model,
+        ds,
+        ctx,
+        batch_size or cfg.train.eval_batch_size,
+        cfg.data.workers if workers is None else workers,
+        cfg.train.amp,
+        channels_last,
+        RichReporter(quiet),
+        split_name,
+        fusion_weights(cfg.train.late_fusion),
+    )
     return out, write_scores_and_summary(preds, out, class_names)

@@ -19,8 +19,18 @@ from mgcli.train.config import RunConfig
 from mgcli.train.distributed import Context
 
 RUN_FILES = (
-    "last.pt", "model.pt", "config.yaml", "metrics.json", "scores-val.csv", "scores-test.csv", "scores-val-rgb.csv",
-    "scores-val-pose.csv", "scores-test-rgb.csv", "scores-test-pose.csv", "curves.png", "confusion-val.png",
+    "last.pt",
+    "model.pt",
+    "config.yaml",
+    "metrics.json",
+    "scores-val.csv",
+    "scores-test.csv",
+    "scores-val-rgb.csv",
+    "scores-val-pose.csv",
+    "scores-test-rgb.csv",
+    "scores-test-pose.csv",
+    "curves.png",
+    "confusion-val.png",
     "confusion-test.png",
 )
 # Keys that may differ when a run is resumed (they change how, not what, is computed) -- and epochs,
@@ -36,8 +46,11 @@ def check_config_change(saved: dict[str, Any], now: dict[str, Any], where: Path,
         if isinstance(a, dict) and isinstance(b, dict):
             check_config_change(a, b, where, f"{path}.")
         elif a != b and path not in RESUMABLE_CHANGES:
-            raise MgError(f"the config differs from the run's at {path} (run: {a!r}, now: {b!r}); resume with the "
-                          "same config, or --overwrite to start again", where)
+            raise MgError(
+                f"the config differs from the run's at {path} (run: {a!r}, now: {b!r}); resume with the "
+                "same config, or --overwrite to start again",
+                where,
+            )
 
 
 def cpu_seconds() -> float:
@@ -77,12 +90,31 @@ def set_rng_state(ctx: Context, state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state(state["cuda"], ctx.device)
 
 
-def save_state(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, scaler: Any, cfg: RunConfig,
-               class_names: list[str], epoch: int, rng: list[dict[str, Any]], history: list[dict[str, Any]],
-               best: dict[str, Any]) -> None:
+def save_state(
+    path: Path,
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: Any,
+    cfg: RunConfig,
+    class_names: list[str],
+    epoch: int,
+    rng: list[dict[str, Any]],
+    history: list[dict[str, Any]],
+    best: dict[str, Any],
+) -> None:
     """``last.pt``: everything needed to continue the run exactly."""
-    save_checkpoint(path, model.state_dict(), cfg.to_dict(), class_names, optimizer=optimizer.state_dict(),
-                    scaler=scaler.state_dict(), epoch=epoch, rng=rng, history=history, best=best)
+    save_checkpoint(
+        path,
+        model.state_dict(),
+        cfg.to_dict(),
+        class_names,
+        optimizer=optimizer.state_dict(),
+        scaler=scaler.state_dict(),
+        epoch=epoch,
+        rng=rng,
+        history=history,
+        best=best,
+    )
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:

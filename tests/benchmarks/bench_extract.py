@@ -33,10 +33,20 @@ def main() -> None:
         tmp = Path(d)
         generate_sample(tmp / "sample", SampleConfig(), workers=2)
         for w in (1, 2):
-            run(f"skeleton import, default sample, {w} worker(s)", tmp / "sample", tmp / "p.h5",
-                ExtractOptions(layout="coco17", workers=w), "clips")
-        run("skeleton import + frames.h5 cache (short side 128), 2 workers", tmp / "sample", tmp / "p.h5",
-            ExtractOptions(layout="coco17", workers=2, frames_out=tmp / "f.h5", frame_size=128), "clips")
+            run(
+                f"skeleton import, default sample, {w} worker(s)",
+                tmp / "sample",
+                tmp / "p.h5",
+                ExtractOptions(layout="coco17", workers=w),
+                "clips",
+            )
+        run(
+            "skeleton import + frames.h5 cache (short side 128), 2 workers",
+            tmp / "sample",
+            tmp / "p.h5",
+            ExtractOptions(layout="coco17", workers=2, frames_out=tmp / "f.h5", frame_size=128),
+            "clips",
+        )
         generate_sample(tmp / "small", SampleConfig(videos=4, gestures=6), workers=2)
         backends = [BackendSpec("mediapipe"), BackendSpec("mediapipe-holistic")]
         if importlib.util.find_spec("mmpose") is not None:
@@ -46,8 +56,13 @@ def main() -> None:
             backends.append(BackendSpec("mmpose", {"config": str(cfg), "device": "cpu", "batch_size": 16}))
         for spec in backends:
             for w in (1, 2):
-                run(f"{spec.name} on 4 sample videos (clip frames), {w} worker(s)", tmp / "small", tmp / "v.h5",
-                    ExtractOptions(source="video", backend=spec, workers=w), "frames")
+                run(
+                    f"{spec.name} on 4 sample videos (clip frames), {w} worker(s)",
+                    tmp / "small",
+                    tmp / "v.h5",
+                    ExtractOptions(source="video", backend=spec, workers=w),
+                    "frames",
+                )
     print(f"(cpu count {os.cpu_count()})")
 
 

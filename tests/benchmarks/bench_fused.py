@@ -33,8 +33,12 @@ def main() -> None:
         # the full model first, so that the peak memory it reports is its own
         bench("RGBPoseConv3D + CMF + PRM (paper size, batch 2)", data, args.steps, CONFIG)
         bench("  without PRM", [*data, "model.prm=false"], args.steps, CONFIG)
-        bench("  without CMF and PRM (plain RGBPoseConv3D)", [*data, "model.prm=false", "model.cmf=false"],
-              args.steps, CONFIG)
+        bench(
+            "  without CMF and PRM (plain RGBPoseConv3D)",
+            [*data, "model.prm=false", "model.cmf=false"],
+            args.steps,
+            CONFIG,
+        )
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ def main() -> None:
         extract_pose(tmp / "s", tmp / "poses.h5", ExtractOptions(layout="coco17", workers=2))
         for kind in ("joint", "limb"):
             stats = build_heatmaps(tmp / "poses.h5", tmp / f"{kind}.h5", BuildOptions(kind=kind))
-            print(f"build-heatmaps --kind {kind}: {stats['clips']:.0f} clips in {stats['seconds']:.2f} s "
-                  f"({stats['clips'] / stats['seconds']:.0f} clips/s), {stats['bytes_per_clip'] / 1024:.1f} KiB per clip")
+            print(
+                f"build-heatmaps --kind {kind}: {stats['clips']:.0f} clips in {stats['seconds']:.2f} s "
+                f"({stats['clips'] / stats['seconds']:.0f} clips/s), {stats['bytes_per_clip'] / 1024:.1f} KiB per clip"
+            )
             for clip_len in (32, 48):
                 cfg = PoseViewConfig(clip_len=clip_len)
                 train = HeatmapClips(tmp / f"{kind}.h5", "train", train=True, view=cfg)
@@ -40,8 +42,10 @@ def main() -> None:
                 for i in range(20):
                     test[i % len(test)]
                 dt_test = (time.perf_counter() - t0) / 20
-                print(f"  {kind} clip_len {clip_len}: train sample (56x56) {1000 * dt_train:.2f} ms, "
-                      f"test clip (20 views, 64x64) {1000 * dt_test:.2f} ms")
+                print(
+                    f"  {kind} clip_len {clip_len}: train sample (56x56) {1000 * dt_train:.2f} ms, "
+                    f"test clip (20 views, 64x64) {1000 * dt_test:.2f} ms"
+                )
 
 
 if __name__ == "__main__":

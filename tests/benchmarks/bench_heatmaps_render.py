@@ -3,9 +3,9 @@
 Both render the same clips on one CPU thread: a COCO-17 skeleton filling a 64x64 frame, moving
 over 48 frames, sigma 0.6 (PoseConv3D's setting), one or two persons. The NumPy side does what
 mmaction2's GeneratePoseTarget does: for every frame, every joint (limb), every person, draw the
-window patch and merge it with a maximum. Times are medians over 25 rounds; a round times one reference call, then ten calls of
-`generate`, and the speed-up is the median of the per-round ratios, so a slow spell of the machine
-hits both sides alike. Every call returns a fresh array.
+window patch and merge it with a maximum. Times are medians over 25 rounds; a round times one
+reference call, then ten calls of `generate`, and the speed-up is the median of the per-round
+ratios, so a slow spell of the machine hits both sides alike. Every call returns a fresh array.
 """
 
 from __future__ import annotations
@@ -25,10 +25,27 @@ EPS = 1e-4
 
 # COCO-17 joints of a standing person in a 64x64 frame (x right, y down; person's left on the right).
 _TEMPLATE = np.array(
-    [(32, 8), (34, 6.5), (30, 6.5), (36.5, 7.5), (27.5, 7.5), (41, 16), (23, 16), (45, 27), (19, 27),
-     (47, 37), (17, 37), (38, 36), (26, 36), (39, 48), (25, 48), (40, 59), (24, 59)],
+    [
+        (32, 8),
+        (34, 6.5),
+        (30, 6.5),
+        (36.5, 7.5),
+        (27.5, 7.5),
+        (41, 16),
+        (23, 16),
+        (45, 27),
+        (19, 27),
+        (47, 37),
+        (17, 37),
+        (38, 36),
+        (26, 36),
+        (39, 48),
+        (25, 48),
+        (40, 59),
+        (24, 59),
+    ],
     np.float32,
-)  # fmt: skip
+)
 
 
 def skeleton_clip(rng: np.random.Generator, persons: int, frames: int = FRAMES) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +72,7 @@ def _bounds(lo: float, hi: float, sigma: float, n: int) -> tuple[int, int]:
 def _draw_joint(canvas: np.ndarray, centres: np.ndarray, values: np.ndarray, sigma: float) -> None:
     """One joint of every person, into one frame's map."""
     h, w = canvas.shape
-    for centre, value in zip(centres, values):
+    for centre, value in zip(centres, values, strict=False):
         if value < EPS:
             continue
         x0, x1 = _bounds(centre[0], centre[0], sigma, w)
@@ -74,7 +91,7 @@ def _draw_limb(
 ) -> None:
     """One limb of every person, into one frame's map."""
     h, w = canvas.shape
-    for a, b, va, vb in zip(starts, ends, vstart, vend):
+    for a, b, va, vb in zip(starts, ends, vstart, vend, strict=False):
         value = min(va, vb)
         if value < EPS:
             continue
@@ -147,11 +164,14 @@ def _interleaved(ref, ours, rounds: int = 25, inner: int = 10) -> tuple[float, f
 def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(0)
-    print(f"heatmap rendering, 1 CPU thread, {FRAMES} frames, {SIZE}x{SIZE}, sigma {SIGMA}, "
-          f"torch {torch.__version__}")  # fmt: skip
+    print(f"heatmap rendering, 1 CPU thread, {FRAMES} frames, {SIZE}x{SIZE}, sigma {SIGMA}, torch {torch.__version__}")
     print(f"{'case':<34s} {'numpy loop':>11s} {'generate':>10s} {'speed-up':>9s} {'max |diff|':>11s}")
-    cases = [("17 joints, 1 person", "joint", 1), ("17 joints, 2 persons", "joint", 2),
-             ("17 limbs, 1 person", "limb", 1), ("17 limbs, 2 persons", "limb", 2)]  # fmt: skip
+    cases = [
+        ("17 joints, 1 person", "joint", 1),
+        ("17 joints, 2 persons", "joint", 2),
+        ("17 limbs, 1 person", "limb", 1),
+        ("17 limbs, 2 persons", "limb", 2),
+    ]
     for label, kind, persons in cases:
         kp, score = skeleton_clip(rng, persons)
         ref = numpy_reference(kp, score, kind).transpose(1, 0, 2, 3)

@@ -32,16 +32,22 @@ def main() -> None:
     cfg = SampleConfig()
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
-        summary, _ = timed(f"mg sample-data (default: {cfg.videos} videos, 2 workers)", generate_sample, tmp / "s", cfg, workers=2)
-        print(f"{'':<44s} {sum(r.frames for r in summary.videos):,} frames, "
-              f"{sum(summary.clips_per_split.values())} clips")
+        summary, _ = timed(
+            f"mg sample-data (default: {cfg.videos} videos, 2 workers)", generate_sample, tmp / "s", cfg, workers=2
+        )
+        print(
+            f"{'':<44s} {sum(r.frames for r in summary.videos):,} frames, {sum(summary.clips_per_split.values())} clips"
+        )
         rel = Release(tmp / "s")
         timed("clip table of the sample (probes 16 mp4s)", rel.clips)
 
         rng = np.random.default_rng(0)
         subject = synth.random_subject(rng, cfg.height, cfg.width)
         segments, n = synth.plan_segments(rng, cfg.gestures, cfg.fps)
-        frames, dt = timed(f"render one video ({n} frames)", lambda: list(synth.render(subject, segments, n, cfg.fps, cfg.height, cfg.width, rng)))
+        frames, dt = timed(
+            f"render one video ({n} frames)",
+            lambda: list(synth.render(subject, segments, n, cfg.fps, cfg.height, cfg.width, rng)),
+        )
         print(f"{'':<44s} {1000 * dt / n:8.3f} ms/frame")
         kps = np.stack([k for _, k in frames])
 

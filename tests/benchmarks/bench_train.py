@@ -21,10 +21,10 @@ from pathlib import Path
 
 import torch
 
+from mgcli.data import data_kind, open_split
 from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
-from mgcli.data import data_kind, open_split
 from mgcli.train.build import build_for_data
 from mgcli.train.config import load_config
 from mgcli.train.distributed import Context
@@ -47,13 +47,25 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
     model = build_for_data(cfg, len(ds.class_names), kind, ds.data_options, load_pretrained=False)  # random init
     ctx = Context()
     plan = RunPlan(kind, ds.data_options, list(ds.class_names), frozenset({"train"}), 0)
-    run = Run(cfg, ctx, plan, model, model, make_optimizer(cfg, model), torch.amp.GradScaler("cuda", enabled=False),
-              Reporter(), amp=False, channels_last=False)
+    run = Run(
+        cfg,
+        ctx,
+        plan,
+        model,
+        model,
+        make_optimizer(cfg, model),
+        torch.amp.GradScaler("cuda", enabled=False),
+        Reporter(),
+        amp=False,
+        channels_last=False,
+    )
     n = cfg.train.batch_size * (steps + 1)
     loader = torch.utils.data.DataLoader(
-        torch.utils.data.Subset(ds, list(range(min(n, len(ds))))), batch_size=cfg.train.batch_size,
-        num_workers=cfg.data.workers, shuffle=False,
-    )  # fmt: skip
+        torch.utils.data.Subset(ds, list(range(min(n, len(ds))))),
+        batch_size=cfg.train.batch_size,
+        num_workers=cfg.data.workers,
+        shuffle=False,
+    )
     model.train()
     waits, totals = [], []
     it = iter(loader)
@@ -82,8 +94,11 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
 def sample_artifacts(tmp: Path) -> None:
     """The default sample in ``tmp/s``, its coco17 ``poses.h5`` and a 128-px ``frames.h5``."""
     generate_sample(tmp / "s", SampleConfig(), workers=2)
-    extract_pose(tmp / "s", tmp / "poses.h5",
-                 ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+    extract_pose(
+        tmp / "s",
+        tmp / "poses.h5",
+        ExtractOptions(layout="coco17", frames_out=tmp / "frames.h5", frame_size=128, workers=2),
+    )
 
 
 def main() -> None:
@@ -95,14 +110,21 @@ def main() -> None:
         sample_artifacts(tmp)
         build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-joint.h5", BuildOptions(kind="joint"))
         pose = [
-            "model.name=posec3d_slowonly", f"data.path={tmp / 'heatmaps-joint.h5'}", "data.view.clip_len=32",
-            "train.batch_size=8", "optim.lr=0.01",
-        ]  # fmt: skip
+            "model.name=posec3d_slowonly",
+            f"data.path={tmp / 'heatmaps-joint.h5'}",
+            "data.view.clip_len=32",
+            "train.batch_size=8",
+            "optim.lr=0.01",
+        ]
         bench("pose branch (paper size)", pose, args.steps)
         rgb = [
-            "model.name=rgb_slowonly", f"data.path={tmp / 'frames.h5'}", "data.view.clip_len=8",
-            "data.view.train_size=224", "train.batch_size=2", "optim.lr=0.01",
-        ]  # fmt: skip
+            "model.name=rgb_slowonly",
+            f"data.path={tmp / 'frames.h5'}",
+            "data.view.clip_len=8",
+            "data.view.train_size=224",
+            "train.batch_size=2",
+            "optim.lr=0.01",
+        ]
         bench("RGB branch (paper size)", rgb, args.steps)
 
 

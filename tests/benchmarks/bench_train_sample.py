@@ -38,8 +38,9 @@ def main() -> None:
         tmp = Path(d)
         generate_sample(tmp / "s", SampleConfig(), workers=2)
         ceilings = json.loads((tmp / "s" / "sample.json").read_text()).get("expected_test_ceilings")
-        extract_pose(tmp / "s", tmp / "poses.h5",
-                     ExtractOptions(frames_out=tmp / "frames.h5", frame_size=128, workers=2))  # fmt: skip
+        extract_pose(
+            tmp / "s", tmp / "poses.h5", ExtractOptions(frames_out=tmp / "frames.h5", frame_size=128, workers=2)
+        )
         build_heatmaps(tmp / "poses.h5", tmp / "heatmaps-upper22.h5", BuildOptions(kind="joint", layout="upper22"))
         runs = {"pose": ("sample_pose_joint", "heatmaps-upper22.h5"), "rgb": ("sample_rgb", "frames.h5")}
         for key, (name, artifact) in runs.items():
@@ -72,15 +73,26 @@ def fused(tmp: Path, longer: list[str]) -> None:
         "+ CMF + PRM": [],
     }
     for i, (label, extra) in enumerate(variants.items()):
-        cfg = load_config(PIPELINES / "sample_rgbpose.yaml", [
-            f"data.path={tmp / 'frames.h5'}", f"data.poses={tmp / 'poses.h5'}", f"out_dir={tmp / 'runs'}",
-            f"name=fused{i}", init, *extra, *longer,
-        ])  # fmt: skip
+        cfg = load_config(
+            PIPELINES / "sample_rgbpose.yaml",
+            [
+                f"data.path={tmp / 'frames.h5'}",
+                f"data.poses={tmp / 'poses.h5'}",
+                f"out_dir={tmp / 'runs'}",
+                f"name=fused{i}",
+                init,
+                *extra,
+                *longer,
+            ],
+        )
         m = launch(cfg, quiet=True)
         table = {split: m["splits"][split]["late_fusion"] for split in ("val", "test")}
         cells = "  ".join(f"{k} {table['val'][k]['top1']:.3f}/{table['test'][k]['top1']:.3f}" for k in table["test"])
-        print(f"sample_rgbpose {label}: {cfg.train.epochs} epochs, val/test top-1: {cells}; "
-              f"{m['seconds'] / 60:.1f} min wall, {m['cpu_seconds'] / 60:.1f} min CPU", flush=True)
+        print(
+            f"sample_rgbpose {label}: {cfg.train.epochs} epochs, val/test top-1: {cells}; "
+            f"{m['seconds'] / 60:.1f} min wall, {m['cpu_seconds'] / 60:.1f} min CPU",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":
