@@ -1,4 +1,5 @@
-"""PoseConv3D heatmaps: the vectorised renderer, the pose pipeline and the build-heatmaps stage."""
+"""PoseConv3D heatmaps: the vectorised renderer and the build-heatmaps stage (the pose pipeline and the
+heatmap dataset are in :mod:`mgcli.data`)."""
 
 from mgcli.heatmaps.render import generate
 
