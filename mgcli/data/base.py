@@ -13,6 +13,7 @@ converts them to a layout.
 
 from __future__ import annotations
 
+import abc
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -26,7 +27,7 @@ from mgcli.io.poses import VideoPoses
 from mgcli.pose.layouts import Layout, convert
 
 
-class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset):
+class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
     """The samples of one split of an artifact (``artifact``: the reader class), for a view config.
 
     Attributes set here: ``clip_ids``, ``labels`` (int64, -1 unknown), ``class_names``, ``table``
@@ -56,10 +57,10 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset):
         return int(self.view.num_views)
 
     @property
+    @abc.abstractmethod
     def data_options(self) -> dict[str, Any]:
         """The model options this data fixes (``in_channels``, a skeleton's ``layout``, nested for
         two-modality models), checked against the run's ``model`` section."""
-        raise NotImplementedError(type(self).__name__)
 
     def rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self._epoch, i])
@@ -68,11 +69,13 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset):
         sample = self.train_sample(i, self.rng(i)) if self.train else self.test_sample(i)
         return sample, int(self.labels[i])
 
+    @abc.abstractmethod
     def train_sample(self, i: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
-        raise NotImplementedError(type(self).__name__)
+        """One random training view of clip ``i``, drawn from ``rng`` only."""
 
+    @abc.abstractmethod
     def test_sample(self, i: int) -> dict[str, torch.Tensor]:
-        raise NotImplementedError(type(self).__name__)
+        """The fixed test views of clip ``i`` (a leading view axis on every tensor)."""
 
 
 def clip_keypoints(

@@ -30,6 +30,7 @@ Test samples carry a leading view axis on every tensor.
 
 from __future__ import annotations
 
+import abc
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -178,14 +179,14 @@ class PairedClips(ClipDataset):
             rgbs.append(rgb.flip(-1) if flipped else rgb)
         return torch.cat(rgbs).contiguous(), torch.cat(poses).contiguous()
 
+    @abc.abstractmethod
     def pose_views(self, kp: np.ndarray, sc: np.ndarray, size: int, shape: tuple[int, ...]) -> torch.Tensor:
         """The pose input of the clips ``shape = (C, T_pose)`` from keypoints ``[M, C * T_pose, V, 2]``
         in the pixels of the ``size x size`` RGB view, with a leading clip axis."""
-        raise NotImplementedError(type(self).__name__)
 
+    @abc.abstractmethod
     def pack(self, rgb: torch.Tensor, pose: torch.Tensor) -> dict[str, torch.Tensor]:
         """The sample's named inputs from the RGB and pose views (each with a leading view axis)."""
-        raise NotImplementedError(type(self).__name__)
 
     # ------------------------------------------------------------------------------ samples
 
