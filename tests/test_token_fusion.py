@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from mgcli.cli import app
 from mgcli.errors import MgError
@@ -222,22 +222,15 @@ def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifac
         "data.workers=0",
         "train.epochs=5",
     ]
-    res = runner.invoke(
-        app,
-        [
-            "train-fused",
-            "--model",
-            "token-fusion",
-            *args,
-            "--out-dir",
-            str(tmp_path),
-            "--name",
-            "tf",
-            "--init-from",
-            str(branch_runs / "mvit" / "model.pt"),
-            str(branch_runs / "agcn_joint" / "model.pt"),
-        ],
-    )
+
+    def fuse(name: str, init: tuple[str, str] | None, *extra: str) -> Result:
+        """``mg train-fused --model token-fusion`` with the tiny settings, ``--init-from`` two branch runs."""
+        cmd = ["train-fused", "--model", "token-fusion", *args, *extra, "--out-dir", str(tmp_path), "--name", name]
+        if init is not None:
+            cmd += ["--init-from", *(str(branch_runs / run / "model.pt") for run in init)]
+        return runner.invoke(app, cmd)
+
+    res = fuse("tf", ("mvit", "agcn_joint"))
     assert res.exit_code == 0, res.output
     assert "tensors loaded" in res.output
     losses = _losses(tmp_path / "tf")
@@ -245,52 +238,11 @@ def test_token_fusion_trains_from_both_branches(branch_runs: Path, train_artifac
     scores = read_scores(tmp_path / "tf" / "scores-test.csv")
     assert len(scores.clip_ids) > 0 and not (tmp_path / "tf" / "scores-test-rgb.csv").exists()
     # wrong pairings are refused with one line
-    res = runner.invoke(
-        app,
-        [
-            "train-fused",
-            "--model",
-            "token-fusion",
-            *args,
-            "--out-dir",
-            str(tmp_path),
-            "--name",
-            "tf2",
-            "--init-from",
-            str(branch_runs / "agcn_joint" / "model.pt"),
-            str(branch_runs / "mvit" / "model.pt"),
-        ],
-    )
+    res = fuse("tf2", ("agcn_joint", "mvit"))
     assert res.exit_code == 2 and "must come from an RGB branch run (reading frames), not agcn" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "train-fused",
-            "--model",
-            "token-fusion",
-            *args,
-            "model.video.frames=8",
-            "--out-dir",
-            str(tmp_path),
-            "--name",
-            "tf3",
-        ],
-    )
+    res = fuse("tf3", None, "model.video.frames=8")
     assert res.exit_code == 2 and "takes 8 x 64 x 64 clips but data.view gives rgb_len 4" in res.output
-    res = runner.invoke(
-        app,
-        [
-            "train-fused",
-            "--model",
-            "token-fusion",
-            *args,
-            "model.skeleton.layout=coco17",
-            "--out-dir",
-            str(tmp_path),
-            "--name",
-            "tf4",
-        ],
-    )
+    res = fuse("tf4", None, "model.skeleton.layout=coco17")
     assert res.exit_code == 2 and "model.skeleton.layout is 'coco17' but the data has 'upper22'" in res.output
 
 

@@ -58,28 +58,10 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from mgcli.pose.layouts import COCO17_LIMBS  # PoseConv3D's default skeleton, defined once
+
 __all__ = ["COCO17_LIMBS", "generate"]
 
-# PoseConv3D's default skeleton (mmaction2 GeneratePoseTarget ``skeletons``) for COCO-17 joints.
-COCO17_LIMBS: tuple[tuple[int, int], ...] = (
-    (0, 1),
-    (0, 2),
-    (1, 3),
-    (2, 4),
-    (0, 5),
-    (5, 7),
-    (7, 9),
-    (0, 6),
-    (6, 8),
-    (8, 10),
-    (5, 11),
-    (11, 13),
-    (13, 15),
-    (6, 12),
-    (12, 14),
-    (14, 16),
-    (11, 12),
-)
 
 _SEG = 8  # pixels per limb-window segment
 _CHUNK_BYTES = 8 << 20  # bound on the largest per-pixel temporary (the int64 scatter index)
