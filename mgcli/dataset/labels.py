@@ -6,8 +6,11 @@ non-micro-gesture segments. The challenge code maps ``99 -> 31`` and every other
 the non-micro-gesture segments land). :data:`DEFAULT_LABEL_MAP` is that table.
 
 Nothing downstream hard-codes 32: models take the number of classes from the label map recorded
-in each artifact. To train with another mapping (say 33 classes with a separate non-MG class),
-write a CSV ``raw,label[,name]`` and pass it as ``--label-map``.
+in each artifact. To train with another mapping (say 33 classes with a separate non-MG class, or a
+data set of your own with 6 classes), write a CSV ``raw,label[,name]`` and pass it as
+``--label-map``, or put it in the release root as ``label_map.csv``: a release that carries its own
+label map gets it without the option (:func:`release_label_map`), and its models get that many
+classes.
 """
 
 from __future__ import annotations
@@ -125,3 +128,16 @@ class LabelMap:
 
 
 DEFAULT_LABEL_MAP = LabelMap({**{raw: raw - 1 for raw in range(1, 33)}, NON_MG_RAW: 31}, CLASS_NAMES)
+
+
+LABEL_MAP_FILE = "label_map.csv"
+
+
+def release_label_map(root: str | Path | None, given: str | Path | None = None) -> LabelMap:
+    """The label map of a release: ``given`` (``--label-map``) when set, else the release's own
+    ``ROOT/label_map.csv`` when it has one, else the iMiGUE table :data:`DEFAULT_LABEL_MAP`."""
+    if given is not None:
+        return LabelMap.from_csv(given)
+    if root is not None and (Path(root) / LABEL_MAP_FILE).is_file():
+        return LabelMap.from_csv(Path(root) / LABEL_MAP_FILE)
+    return DEFAULT_LABEL_MAP

@@ -130,7 +130,18 @@ def load_release_skeleton(job: VideoJob, prefer: str) -> tuple[str, np.ndarray, 
     else:
         frames, sparse = read_light_hand_csv(path)
         data = dense_light_hand(frames, sparse, int(frames.max()) + 1 if len(frames) else 0)
-    return layout, data[..., :2].copy(), data[..., 2].copy()
+    keypoint, score = data[..., :2].copy(), data[..., 2].copy()
+    return layout, keypoint, scores_or_presence(keypoint, score)
+
+
+def scores_or_presence(keypoint: np.ndarray, score: np.ndarray) -> np.ndarray:
+    """The confidences of a skeleton file, or, when the file has none (every score 0 while points
+    are there: skeletons converted from a data set without confidences), 1 for every point that is
+    not (0, 0). Without this, every joint would count as undetected."""
+    present = (keypoint != 0).any(-1)
+    if present.any() and not (score > 0).any():
+        return present.astype(np.float32)
+    return score
 
 
 def infer_img_shape(keypoint: np.ndarray, score: np.ndarray) -> tuple[int, int]:
