@@ -153,10 +153,10 @@ def inspect(
     Release: clips per split and class, frame counts, missing files. Artifacts: schema, shapes,
     clips per split; a scores CSV also gets its top-1 / top-5.
     """
-    from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
+    from mgcli.dataset.labels import release_label_map
     from mgcli.inspect import describe
 
-    lm = LabelMap.from_csv(label_map) if label_map else DEFAULT_LABEL_MAP
+    lm = release_label_map(path if path.is_dir() else None, label_map)
     console.print(describe(path, lm))
 
 
@@ -198,7 +198,10 @@ def extract_pose_cmd(
         Path | None, typer.Option(help="For plain videos: clip table clip_id,video_id,start,end[,label,split].")
     ] = None,
     test_labels: Annotated[Path | None, typer.Option(help="CSV clip_id,label with the true test labels.")] = None,
-    label_map: Annotated[Path | None, typer.Option(help="CSV raw,label[,name] replacing the class table.")] = None,
+    label_map: Annotated[
+        Path | None,
+        typer.Option(help="CSV raw,label[,name] replacing the class table (default: ROOT/label_map.csv if any)."),
+    ] = None,
     pose_config: Annotated[str | None, typer.Option(help="mmpose: model config file or model alias.")] = None,
     pose_checkpoint: Annotated[
         str | None, typer.Option(help="mmpose: checkpoint file (random init if omitted).")
@@ -218,7 +221,7 @@ def extract_pose_cmd(
     videos. Interrupted runs continue with --resume; an unreadable video is reported and skipped
     while the others complete (exit code 1).
     """
-    from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
+    from mgcli.dataset.labels import release_label_map
     from mgcli.pose.backends import backend_spec
     from mgcli.pose.extract import ExtractOptions, extract_pose
 
@@ -236,7 +239,7 @@ def extract_pose_cmd(
         img_shape=_parse_size(img_shape) if img_shape else None,
         workers=max(1, workers),
     )
-    lm = LabelMap.from_csv(label_map) if label_map else DEFAULT_LABEL_MAP
+    lm = release_label_map(root if root.is_dir() else None, label_map)
     with progress_bar() as bar:
         overall = bar.add_task("videos", total=None)
         per_video: dict[str, Any] = {}
@@ -286,6 +289,13 @@ def build_heatmaps_cmd(
     sigma: Annotated[float, typer.Option(help="Gaussian sigma in output pixels.")] = 0.6,
     size: Annotated[int, typer.Option(help="Stored heatmap size (square, after PoseCompact).")] = 64,
     padding: Annotated[float, typer.Option(help="PoseCompact padding ratio.")] = 0.25,
+    compact: Annotated[
+        str,
+        typer.Option(
+            help="clip: one PoseCompact box per clip (PoseConv3D); frame: a box that follows the person; "
+            "auto: frame where the person's box changes over 1.5x in the clip (walking up), else clip."
+        ),
+    ] = "auto",
     dtype: Annotated[str, typer.Option(help="uint8 (error <= 1/510) or float16.")] = "uint8",
     layout: Annotated[
         str | None, typer.Option(help="Convert the poses to this keypoint layout first (default: as recorded).")
@@ -313,6 +323,7 @@ def build_heatmaps_cmd(
         sigma=sigma,
         size=size,
         padding=padding,
+        compact=compact,
         dtype=dtype,
         layout=layout,
         splits=tuple(s.strip() for s in splits.split(",") if s.strip()),
@@ -337,6 +348,14 @@ ProcsOpt = Annotated[int, typer.Option(help="Train in N CPU processes (DDP over 
 CpuOpt = Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")]
 ResumeOpt = Annotated[bool, typer.Option(help="Continue runs/NAME from its last finished epoch.")]
 OverwriteRunOpt = Annotated[bool, typer.Option(help="Replace an existing run of the same name.")]
+DataOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data",
+        "-d",
+        help="The training artifact (overrides data.path): heatmaps-*.h5, frames.h5 or poses.h5.",
+    ),
+]
 ModelOpt = Annotated[
     str | None,
     typer.Option(
@@ -410,6 +429,7 @@ def _print_fusion_table(splits: dict) -> None:
         "Examples: [bold]mg train-branch --config pipelines/sample_pose_joint.yaml[/]   "
         "[bold]mg train-branch -c pipelines/imigue_rgb.yaml --gpus 4 train.batch_size=8[/]   "
         "[bold]mg train-branch -c pipelines/sample_agcn_joint.yaml --model agcn-bone --name sample_agcn_bone[/]   "
+        "[bold]mg train-branch --model agcn-joint --data poses.h5[/] (no config: the model's defaults)   "
         "[bold]torchrun --nnodes 2 --nproc-per-node 8 -m mgcli train-branch -c pipelines/imigue_pose_joint.yaml[/]"
     ),
 )
@@ -418,6 +438,7 @@ def train_branch_cmd(
     overrides: OverridesArg = None,
     config: ConfigOpt = None,
     model: ModelOpt = None,
+    data: DataOpt = None,
     pretrained: Annotated[
         str | None,
         typer.Option(
@@ -441,6 +462,8 @@ def train_branch_cmd(
     matrices. Every config field can be overridden as KEY=VALUE.
     """
     more = [f"model.pretrained={pretrained}"] if pretrained is not None else []
+    if data is not None:
+        more.append(f"data.path={data}")
     _train_command(
         config,
         overrides,

@@ -68,7 +68,7 @@ def test_int_is_accepted_for_float_but_not_the_reverse() -> None:
 @pytest.mark.parametrize(
     ("override", "message"),
     [
-        ("train.epoch=3", r"unknown key train.epoch \(known: epochs, batch_size"),
+        ("train.epoch=3", r"unknown key train.epoch \(known: epochs, min_steps, batch_size"),
         ("trian.epochs=3", r"unknown key trian"),
         ("train.batch_size=eight", r"train.batch_size must be int, got 'eight'"),
         ("train.amp=maybe", r"train.amp must be bool"),

@@ -36,7 +36,10 @@ class DataConfig:
 @dataclass
 class OptimConfig:
     name: Literal["sgd", "adamw"] = "sgd"
-    lr: float = 0.1  # for the global batch of the paper; scale it with batch_size x processes
+    lr: float = 0.1  # the peak lr, for a global batch of lr_batch clips when that is set
+    # The global batch ``lr`` is meant for: the lr used is lr x (batch_size x processes) / lr_batch
+    # (the linear scaling rule), so a config keeps its recipe on 1 GPU or 8. 0: lr as given.
+    lr_batch: int = 0
     momentum: float = 0.9  # sgd
     weight_decay: float = 3e-4
     nesterov: bool = True  # sgd
@@ -56,6 +59,10 @@ class ScheduleConfig:
 @dataclass
 class TrainConfig:
     epochs: int = 24
+    # Fewest optimiser steps a run takes: when epochs x steps per epoch falls short (a small data
+    # set), the run gets more epochs and the whole schedule (warm-up, milestones, cosine,
+    # val_every) stretches with them. 0: exactly ``epochs``.
+    min_steps: int = 0
     batch_size: int = 16  # per process: the global batch is batch_size x processes (GPUs)
     grad_clip: float | None = 40.0  # max gradient norm; null disables
     label_smoothing: float = 0.0
@@ -163,8 +170,14 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
 
 
 def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """The run config from a YAML file (or the defaults) with ``overrides`` applied."""
+    """The run config from a YAML file (or, without one, the model's recipe) with ``overrides``
+    applied."""
     raw: dict[str, Any] = {}
+    if path is None:  # no config file: the model's recipe (mgcli/train/recipes.py) under the overrides
+        from mgcli.train.recipes import recipe
+
+        name = apply_overrides({}, [o for o in overrides if o.split("=", 1)[0].strip() == "model.name"])
+        raw = recipe(name.get("model", {}).get("name", RunConfig().model["name"]))
     if path is not None:
         path = Path(path)
         if not path.is_file():
@@ -184,6 +197,8 @@ def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(cfg.train, key) < 1:
             raise MgError(f"train.{key} must be at least 1", path)
+    if cfg.train.min_steps < 0 or cfg.optim.lr_batch < 0:
+        raise MgError("train.min_steps and optim.lr_batch must be 0 or more", path)
     if cfg.data.workers < 0:
         raise MgError("data.workers must be 0 or more", path)
     if min(cfg.train.late_fusion) < 0 or sum(cfg.train.late_fusion) <= 0:

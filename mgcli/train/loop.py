@@ -38,7 +38,7 @@ from mgcli.train import distributed as dist_
 from mgcli.train import state as run_state
 from mgcli.train.config import RunConfig, dump_config
 from mgcli.train.distributed import Context
-from mgcli.train.optim import lr_at, make_optimizer
+from mgcli.train.optim import Budget, budget, lr_at, make_optimizer
 from mgcli.train.plan import RunPlan, prepare
 from mgcli.train.predict import (
     Predictions,
@@ -67,6 +67,7 @@ class Run:
     reporter: Reporter
     amp: bool
     channels_last: bool
+    budget: Budget | None = None  # set by train() once the training split is open
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "val_top1": None})
@@ -159,16 +160,17 @@ def train(
     run = start(cfg, ctx, resume, overwrite, reporter, plan)
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in run.plan.splits else None
+    run.budget = budget(cfg, len(train_ds), ctx.world)
     reporter.message(
         f"{cfg.name}: {cfg.model['name']} ({run.plan.params / 1e6:.2f} M parameters) on {len(train_ds)} "
         f"{cfg.data.train_split} clips, {ctx.world} process(es) on {ctx.device.type}, "
-        f"batch {cfg.train.batch_size} per process"
+        f"batch {cfg.train.batch_size} per process; {run.budget.describe(cfg)}"
     )
-    epochs = cfg.train.epochs
+    epochs, val_every = run.budget.epochs, run.budget.val_every(cfg)
     for epoch in range(run.start_epoch, epochs):
         row = train_epoch(run, train_ds, epoch)
         last = epoch + 1 == epochs
-        if val_ds is not None and cfg.train.val_every > 0 and ((epoch + 1) % cfg.train.val_every == 0 or last):
+        if val_ds is not None and val_every > 0 and ((epoch + 1) % val_every == 0 or last):
             preds = run.predict(val_ds, "val")
             top1 = topk_accuracy(preds.probs, preds.labels, 1)
             row["val_top1"], row["val_loss"] = top1, preds.loss
@@ -239,18 +241,19 @@ def train_epoch(run: Run, dataset: Any, epoch: int) -> dict[str, Any]:
     )
     iters = len(loader)
     run.net.train()
-    run.reporter.epoch_start(epoch, cfg.train.epochs, iters)
+    plan = run.budget or budget(cfg, len(dataset), ctx.world)
+    run.reporter.epoch_start(epoch, plan.epochs, iters)
     t0 = time.perf_counter()
     wait = loss_sum = 0.0
     seen = 0
     parts: dict[str, float] = {}
-    lr = lr_at(cfg, epoch)
+    lr = lr_at(cfg, epoch, plan)
     it = iter(loader)
     for step in range(iters):
         t_wait = time.perf_counter()
         x, y = next(it)
         wait += time.perf_counter() - t_wait
-        lr = lr_at(cfg, epoch + step / iters)
+        lr = lr_at(cfg, epoch + step / iters, plan)
         value = train_step(run, x, y, lr, parts)
         if not math.isfinite(value):
             raise MgError(f"epoch {epoch + 1}, step {step + 1}: the loss is {value} (lower optim.lr?)")
@@ -281,7 +284,7 @@ def finish(run: Run, val_ds: Any) -> dict[str, Any]:
     if run.best["epoch"] is not None:
         run.model.load_inference_state(load_checkpoint(run.run_dir / "model.pt", map_location=ctx.device)["state_dict"])
     elif ctx.main:
-        run.save_model(epoch=cfg.train.epochs)
+        run.save_model(epoch=run.budget.epochs if run.budget else cfg.train.epochs)
     splits: dict[str, Any] = {}
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
         if split not in plan.splits:
