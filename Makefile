@@ -4,6 +4,7 @@
 #   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test needs it)
 #   make bench   the benchmarks in tests/benchmarks/
+#   make bench-real AR_DATA=AR.data.rda   skeleton models vs baselines on real skeletons (about 70 min)
 #   make lint    ruff check and ruff format --check (config in pyproject.toml)
 
 PYTHON ?= python3
@@ -20,7 +21,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test lint demo reproduce bench clean clean-demo
+.PHONY: install setup-mmpose test lint demo reproduce bench bench-real clean clean-demo
 
 install: $(STAMP)
 
@@ -54,8 +55,8 @@ test: install setup-mmpose
 	$(PY) -m pytest -q -n 2
 
 lint: install
-	$(PY) -m ruff check mgcli tests
-	$(PY) -m ruff format --check mgcli tests
+	$(PY) -m ruff check mgcli tests tools
+	$(PY) -m ruff format --check mgcli tests tools
 
 # ---------------------------------------------------------------------------------------------
 # make demo: every stage on the bundled synthetic sample, on CPU, in about 5 minutes:
@@ -172,6 +173,14 @@ reproduce: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imigue_swin
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+# Real skeletons of real people (dbcsp's AR.data: 272 OpenPose sequences, 6 gestures): PoseConv3D
+# joint + limb, 2s-AGCN joint + bone and their ensemble, each with its recipe (no config file), 3
+# seeds, against a random forest and a temporal CNN. AR.data.rda is data/AR.data.rda of the CRAN
+# package dbcsp (https://github.com/cran/dbcsp); the table lands in bench-real/results.md.
+AR_DATA ?= AR.data.rda
+bench-real: install
+	$(PY) tests/benchmarks/real/bench_real.py $(AR_DATA) --work bench-real
 
 clean-demo:
 	rm -rf $(DEMO)

@@ -112,6 +112,16 @@ def pose_compact(
     return kp, (y1 - y0, x1 - x0)
 
 
+def follow_centre(keypoint: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Keypoints ``[M, T, V, 2]`` moved so that the per-frame ``centre`` ``[T, 2]`` (e.g. the
+    mid-point of one person's shoulders) stays where it is on average: the person's drift through
+    the frame is taken out, their pose and size are kept. Undetected joints (0, 0) stay (0, 0)."""
+    kp = np.nan_to_num(np.asarray(keypoint, np.float32))
+    seen = (kp != 0).any(-1, keepdims=True)
+    offset = (centre - centre.mean(0))[None, :, None, :]
+    return np.where(seen, kp - offset, 0.0).astype(np.float32)
+
+
 # ------------------------------------------------------------------------------------- keypoints
 
 

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from mgcli.data.base import clip_keypoints
-from mgcli.data.transforms import CompactConfig, pose_compact, resize
+from mgcli.data.transforms import CompactConfig, follow_centre, pose_compact, resize
 from mgcli.errors import MgError
 from mgcli.heatmaps.render import generate
 from mgcli.io.heatmaps import HeatmapsFile, HeatmapsWriter
@@ -48,12 +48,67 @@ class BuildOptions:
     dtype: str = "uint8"
     splits: tuple[str, ...] = ("train", "val", "test")
     layout: str | None = None  # convert the poses to this layout first (None: as recorded)
+    # clip: PoseConv3D's PoseCompact (one box for the clip); frame: first every frame is moved so
+    # that the mid-point of the (first) person's shoulders stays put, then PoseCompact: the box
+    # follows someone who walks about; auto: frame for clips where the person moves about
+    # (moves_about), else clip.
+    compact: str = "auto"
+
+
+# --compact auto follows the person when, over the clip, their shoulder width changes by more than
+# SCALE_CHANGE (90th over 10th percentile: walking up to the camera) or the mid-point of their
+# shoulders travels more than TRAVEL shoulder widths (passing by). A seated interviewee (iMiGUE,
+# the bundled sample) stays well inside both.
+SCALE_CHANGE = 1.5
+TRAVEL = 2.0
+COMPACT_MODES = ("auto", "clip", "frame")
+
+
+def _shoulders(keypoint: np.ndarray, layout: Layout) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """The first person's shoulders ``[T, 2]`` each and the frames where both are seen, or None."""
+    if not {"left_shoulder", "right_shoulder"} <= set(layout.joints):
+        return None
+    ls, rs = keypoint[0, :, layout.index("left_shoulder")], keypoint[0, :, layout.index("right_shoulder")]
+    seen = (ls != 0).any(-1) & (rs != 0).any(-1)
+    return (ls, rs, seen) if seen.sum() >= 2 else None
+
+
+def moves_about(keypoint: np.ndarray, layout: Layout) -> bool:
+    """Whether the first person of a clip ``[M, T, V, 2]`` walks about (see SCALE_CHANGE, TRAVEL);
+    False for layouts without shoulders or clips where they are seen in fewer than two frames."""
+    found = _shoulders(keypoint, layout)
+    if found is None:
+        return False
+    ls, rs, seen = found
+    width = np.linalg.norm(ls[seen] - rs[seen], axis=-1)
+    mid = (ls[seen] + rs[seen]) / 2
+    median = max(float(np.median(width)), 1e-3)
+    scale = np.percentile(width, 90) / max(float(np.percentile(width, 10)), 1e-3)
+    travel = float(np.linalg.norm(mid.max(0) - mid.min(0))) / median
+    return bool(scale > SCALE_CHANGE or travel > TRAVEL)
+
+
+def shoulder_centre(keypoint: np.ndarray, layout: Layout) -> np.ndarray | None:
+    """The mid-point of the first person's shoulders per frame ``[T, 2]`` (frames where a shoulder
+    is missing take the nearest frame's), or None when the shoulders are not seen."""
+    found = _shoulders(keypoint, layout)
+    if found is None:
+        return None
+    ls, rs, seen = found
+    idx = np.flatnonzero(seen)
+    nearest = idx[np.abs(np.arange(len(seen))[:, None] - idx[None]).argmin(1)]
+    return ((ls + rs) / 2)[nearest]
 
 
 def render_clip(
     keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[int, int], layout: Layout, opts: BuildOptions
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PoseCompact + resize to ``size`` + render: (keypoints, scores, volume [C, T, size, size])."""
+    """PoseCompact (or the box that follows the person, ``opts.compact``) + resize to ``size`` +
+    render: (keypoints, scores, volume [C, T, size, size])."""
+    if opts.compact == "frame" or (opts.compact == "auto" and moves_about(keypoint, layout)):
+        centre = shoulder_centre(keypoint, layout)
+        if centre is not None:
+            keypoint = follow_centre(keypoint, centre)
     kp, shape = pose_compact(keypoint, img_shape, CompactConfig(opts.padding, opts.threshold, opts.hw_ratio))
     kp, _ = resize(kp, shape, (opts.size, opts.size))
     limbs = layout.limbs if opts.kind == "limb" else None
@@ -74,6 +129,8 @@ def build_heatmaps(
         layout = get_layout(opts.layout or poses.layout)
         if opts.kind not in ("joint", "limb"):
             raise MgError(f"--kind must be joint or limb, not {opts.kind!r}")
+        if opts.compact not in COMPACT_MODES:
+            raise MgError(f"--compact must be one of {', '.join(COMPACT_MODES)}, not {opts.compact!r}")
         clips = poses.clips[poses.clips["split"].isin(opts.splits)].reset_index(drop=True)
         if clips.empty:
             raise MgError(f"no clips in splits {', '.join(opts.splits)}", poses_path)

@@ -1,0 +1,154 @@
+"""Real skeletons of real people: every skeleton model of the project against simple baselines.
+
+    make bench-real AR_DATA=path/to/AR.data.rda      (or: python tests/benchmarks/real/bench_real.py RDA)
+
+The data is AR.data of the CRAN package dbcsp (see ``tools/ar_data_release.py``): 272 OpenPose
+BODY_25 sequences of real people, 6 gestures, fixed stratified split (train 164, val 42, test 66).
+Each stage runs through the ``mg`` command line as a user would: ``extract-pose --layout coco17``,
+``build-heatmaps`` (joint and limb), ``train-branch`` for PoseConv3D joint and limb and 2s-AGCN
+joint and bone, ``ensemble`` of the four (equal weights); next to them, a random forest and a small
+temporal CNN on neck-centred, shoulder-scaled coordinates (``baselines.py``). Three seeds each.
+
+The models run with the project's defaults (no config file: the model's recipe of
+``mgcli/train/recipes.py``) at CPU size (``--size cpu``, the default here: a quarter of the width
+and 32 frames, the sizes the sample configs use; ``--size paper`` leaves them too).
+Writes ``WORK/results.json`` and ``WORK/results.md`` (the README's table) and prints the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parents[2]
+sys.path[:0] = [str(HERE), str(REPO / "tools")]
+
+import ar_data_release  # noqa: E402
+import baselines  # noqa: E402
+
+MG = [sys.executable, "-m", "mgcli"]
+# The CPU size of each model (the sample configs' sizes); everything else is the model's recipe.
+CPU_SIZE = {
+    "posec3d": ["model.base_channels=8", "model.stage_blocks=[1,1,1]", "data.view.clip_len=32"],
+    "agcn": ["model.base_channels=16", "data.view.clip_len=32"],
+}
+MODELS = {  # name: (--model, artifact, family)
+    "PoseConv3D joint": ("posec3d_slowonly", "heatmaps-joint.h5", "posec3d"),
+    "PoseConv3D limb": ("posec3d_slowonly", "heatmaps-limb.h5", "posec3d"),
+    "2s-AGCN joint": ("agcn-joint", "poses.h5", "agcn"),
+    "2s-AGCN bone": ("agcn-bone", "poses.h5", "agcn"),
+}
+
+
+def mg(*args: str, quiet: bool = True) -> None:
+    cmd = [*MG, *(["--quiet"] if quiet else []), *args]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        sys.exit(f"failed ({r.returncode}): {' '.join(cmd)}\n{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+
+
+def top1(scores_csv: Path) -> float:
+    df = pd.read_csv(scores_csv, dtype={"clip_id": str})
+    probs = df.drop(columns=["clip_id", "label"]).to_numpy()
+    return float((probs.argmax(1) == df["label"].to_numpy()).mean())
+
+
+def prepare(rda: Path, work: Path) -> None:
+    release = work / "release"
+    if not (release / "label_map.csv").is_file():
+        ar_data_release.write_release(ar_data_release.read_ar_data(rda), release)
+    if not (work / "poses.h5").is_file():
+        mg("extract-pose", str(release), "--layout", "coco17", "-o", str(work / "poses.h5"))
+    for kind in ("joint", "limb"):
+        if not (work / f"heatmaps-{kind}.h5").is_file():
+            mg("build-heatmaps", str(work / "poses.h5"), "--kind", kind, "-o", str(work / f"heatmaps-{kind}.h5"))
+
+
+def run_models(work: Path, seed: int, size: str, extra: list[str]) -> dict[str, dict]:
+    out: dict[str, dict] = {}
+    runs = work / "runs"
+    for label, (model, artifact, family) in MODELS.items():
+        name = f"{label.lower().replace(' ', '_').replace('-', '')}_s{seed}"
+        sizing = CPU_SIZE[family] if size == "cpu" else []
+        t0 = time.perf_counter()
+        mg(
+            "train-branch", "--model", model, "--data", str(work / artifact), "--name", name,
+            "--out-dir", str(runs), "--overwrite", f"seed={seed}", *sizing, *extra,
+        )  # fmt: skip
+        metrics = json.loads((runs / name / "metrics.json").read_text())
+        out[label] = {
+            "top1": metrics["splits"]["test"]["top1"],
+            "seconds": time.perf_counter() - t0,
+            "epochs": len(metrics["history"]),
+        }
+    t0 = time.perf_counter()
+    ens = runs / f"ensemble_s{seed}"
+    names = [f"{label.lower().replace(' ', '_').replace('-', '')}_s{seed}" for label in MODELS]
+    mg("ensemble", *(str(runs / n) for n in names), "-o", str(ens), "--overwrite")
+    out["Ensemble (4 models)"] = {"top1": top1(ens / "scores-test.csv"), "seconds": time.perf_counter() - t0}
+    return out
+
+
+def run_baselines(work: Path, seed: int) -> dict[str, dict]:
+    data = baselines.clip_arrays(str(work / "poses.h5"))
+    out = {}
+    for label, fn in (("Random forest", baselines.random_forest), ("Temporal CNN", baselines.temporal_cnn)):
+        t0 = time.perf_counter()
+        out[label] = {"top1": fn(data, seed), "seconds": time.perf_counter() - t0}
+    return out
+
+
+def table(results: dict[str, dict[str, dict]], seeds: list[int]) -> str:
+    rows = [
+        "| model | test top-1 (mean of seeds) | " + " | ".join(f"seed {s}" for s in seeds) + " | wall time per run |",
+        "|---|---|" + "---|" * len(seeds) + "---|",
+    ]
+    labels = list(next(iter(results.values())))
+    for label in labels:
+        accs = [results[str(s)][label]["top1"] for s in seeds]
+        secs = statistics.mean(results[str(s)][label]["seconds"] for s in seeds)
+        std = statistics.pstdev(accs) if len(accs) > 1 else 0.0
+        rows.append(
+            f"| {label} | **{np.mean(accs):.3f}** ± {std:.3f} | "
+            + " | ".join(f"{a:.3f}" for a in accs)
+            + f" | {secs:.0f} s |"
+        )
+    return "\n".join(rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(description="Skeleton models vs baselines on real skeletons (dbcsp AR.data).")
+    p.add_argument("rda", type=Path, help="AR.data.rda of the dbcsp package")
+    p.add_argument("--work", type=Path, default=Path("bench-real"), help="working folder (artifacts, runs)")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--size", choices=("cpu", "paper"), default="cpu")
+    p.add_argument("extra", nargs="*", help="config overrides KEY=VALUE for every model run")
+    a = p.parse_args(argv)
+    if not a.rda.is_file():
+        sys.exit(f"error: {a.rda}: file not found (AR.data.rda: git show HEAD:data/AR.data.rda of cran/dbcsp)")
+    a.work.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    prepare(a.rda, a.work)
+    results: dict[str, dict[str, dict]] = {}
+    for seed in a.seeds:
+        results[str(seed)] = {**run_models(a.work, seed, a.size, a.extra), **run_baselines(a.work, seed)}
+        print(f"seed {seed}: " + ", ".join(f"{k} {v['top1']:.3f}" for k, v in results[str(seed)].items()), flush=True)
+    md = table(results, a.seeds)
+    total = time.perf_counter() - t0
+    (a.work / "results.json").write_text(json.dumps({"seeds": a.seeds, "size": a.size, "results": results}, indent=2))
+    (a.work / "results.md").write_text(md + f"\n\nTotal wall time {total / 60:.1f} min on this machine.\n")
+    print(md)
+    print(f"total {total / 60:.1f} min; wrote {a.work}/results.md")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,133 @@
+"""The real-skeleton benchmark's pieces: the AR.data converter, a release's own label map, the
+run budget (minimum steps, lr scaled to the batch), the recipes of config-less runs, baselines."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mgcli.cli import app
+from mgcli.io.poses import PosesFile
+from mgcli.train.config import load_config
+from mgcli.train.optim import budget, lr_at
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(REPO / "tools"), str(REPO / "tests" / "benchmarks" / "real")]
+
+import ar_data_release  # noqa: E402
+
+runner = CliRunner()
+rdata = pytest.importorskip("rdata")
+
+
+def fake_ar_data(per_class: int = 10, frames: int = 24, seed: int = 0) -> dict:
+    """AR.data's layout (``{class: [50 x T]}``, x rows then y rows): a standing body whose right
+    wrist moves at a speed that depends on the class, plus noise."""
+    rng = np.random.default_rng(seed)
+    body = np.stack([np.linspace(300, 340, 25), np.linspace(100, 400, 25)], -1)  # [25, 2]
+    out = {}
+    for c, name in enumerate(ar_data_release.CLASSES):
+        seqs = []
+        for _ in range(per_class):
+            t = np.arange(frames)
+            kp = np.repeat(body[None], frames, 0) + rng.normal(0, 1.5, (frames, 25, 2))
+            kp[:, 4, 1] -= 60 * np.sin(t * (c + 1) * np.pi / frames)  # RWrist of BODY_25
+            kp[:, 4, 0] += 20 * c
+            seqs.append(np.concatenate([kp[..., 0].T, kp[..., 1].T], 0))  # [50, T]
+        out[name] = seqs
+    return out
+
+
+@pytest.fixture(scope="module")
+def ar_release(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    d = tmp_path_factory.mktemp("ar")
+    rdata.write_rda(str(d / "AR.data.rda"), {"AR.data": fake_ar_data()})
+    ar_data_release.main([str(d / "AR.data.rda"), str(d / "release")])
+    return d
+
+
+def test_converter_writes_a_release_with_its_own_label_map(ar_release: Path) -> None:
+    root = ar_release / "release"
+    assert (root / "label_map.csv").is_file() and not (ar_release / "release.tmp").exists()
+    meta = json.loads((root / "dataset.json").read_text())
+    assert meta["clips"] == {"train": 36, "val": 12, "test": 12}  # 6 / 2 / 2 of each class's 10
+    # extract-pose reads the release's label_map.csv without --label-map: 6 classes, not 32
+    r = runner.invoke(app, ["--quiet", "extract-pose", str(root), "--layout", "coco17", "-o", str(ar_release / "p.h5")])
+    assert r.exit_code == 0, r.output
+    with PosesFile(ar_release / "p.h5") as pf:
+        assert pf.class_names == list(ar_data_release.CLASSES)
+        clips = pf.clips
+        assert sorted(clips.label.unique()) == list(range(6))
+        assert (clips.groupby("split").size().to_dict()) == {"test": 12, "train": 36, "val": 12}
+        assert (clips.end - clips.start + 1 == 24).all()
+        v = pf["0001"]  # BODY_25 -> coco17 kept the coordinates: the nose is BODY_25's point 0
+        raw = ar_data_release.read_ar_data(ar_release / "AR.data.rda")["come"][0]
+        assert np.allclose(v.keypoint[0, :, 0], raw[:, 0], atol=1e-3) and (v.keypoint_score == 1).all()
+    r = runner.invoke(app, ["inspect", str(root)])
+    assert r.exit_code == 0 and "look_at" in r.output
+
+
+def test_converter_refuses_a_file_that_is_not_ar_data(tmp_path: Path) -> None:
+    rdata.write_rda(str(tmp_path / "x.rda"), {"other": {"a": [np.zeros((3, 3))]}})
+    with pytest.raises(SystemExit, match="not the AR.data file"):
+        ar_data_release.read_ar_data(tmp_path / "x.rda")
+
+
+def test_budget_stretches_short_runs_and_scales_the_lr() -> None:
+    cfg = load_config(
+        None, ["train.epochs=10", "train.batch_size=16", "train.min_steps=300", "optim.lr=0.1", "optim.lr_batch=0"]
+    )
+    b = budget(cfg, num_clips=164)  # 11 steps per epoch: 10 epochs are 110 steps, fewer than 300
+    assert (b.steps, b.epochs, b.lr) == (11, math.ceil(300 / 11), 0.1)
+    # the whole schedule stretches: the lr at stretched epoch e is the configured lr at e / stretch
+    for e in (0.0, 3.3, 12.0, 27.0):
+        assert lr_at(cfg, e, b) == pytest.approx(lr_at(cfg, e / b.stretch))
+    assert b.val_every(cfg) == round(cfg.train.val_every * b.stretch)
+    big = budget(cfg, num_clips=13000)  # iMiGUE's size: min_steps changes nothing
+    assert big.epochs == 10 and big.stretch == 1
+    scaled = load_config(None, ["optim.lr=0.4", "optim.lr_batch=256", "train.batch_size=16"])
+    assert budget(scaled, 1000, world=4).lr == pytest.approx(0.4 * 64 / 256)
+    assert budget(scaled, 1000, world=1).lr == pytest.approx(0.4 * 16 / 256)
+
+
+def test_baselines_learn_the_fake_gestures(ar_release: Path) -> None:
+    import baselines
+
+    pytest.importorskip("sklearn")
+    data = baselines.clip_arrays(str(ar_release / "p.h5"), frames=16)
+    assert data["train"][0].shape == (36, 16, 17, 2)
+    # centred on the shoulders and one shoulder width to the unit, whatever the camera
+    x = data["train"][0]
+    assert np.abs(x[:, :, 5:7].mean(2)).max() < 1e-4
+    assert np.allclose(np.linalg.norm(x[:, :, 5] - x[:, :, 6], axis=-1).mean(), 1.0, atol=0.1)
+    assert baselines.random_forest(data, seed=0) > 0.5  # chance: 1/6
+    assert baselines.temporal_cnn(data, seed=0, epochs=30) > 0.5
+
+
+def test_runs_without_a_config_file_start_from_the_model_recipe(tmp_path: Path) -> None:
+    from mgcli.train.recipes import RECIPES
+
+    cfg = load_config(None, ["model.name=agcn", "optim.weight_decay=0"])
+    assert cfg.optim.lr_batch == RECIPES["agcn"]["optim"]["lr_batch"] and cfg.optim.weight_decay == 0
+    assert cfg.train.min_steps == RECIPES["agcn"]["train"]["min_steps"]
+    # a config file is a complete recipe: nothing of the model's recipe leaks in
+    (tmp_path / "c.yaml").write_text("model: {name: agcn}\n")
+    cfg = load_config(tmp_path / "c.yaml")
+    assert cfg.optim.lr_batch == 0 and cfg.train.min_steps == 0
+
+
+def test_skeleton_files_without_confidences_keep_their_points() -> None:
+    from mgcli.pose.sources import scores_or_presence
+
+    kp = np.zeros((3, 4, 2), np.float32)
+    kp[:, :3] = 5.0  # joint 3 never seen
+    got = scores_or_presence(kp, np.zeros((3, 4), np.float32))
+    assert (got[:, :3] == 1).all() and (got[:, 3] == 0).all()
+    real = np.full((3, 4), 0.7, np.float32)
+    assert scores_or_presence(kp, real) is real  # real confidences are kept as they are
