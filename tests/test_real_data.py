@@ -131,3 +131,89 @@ def test_skeleton_files_without_confidences_keep_their_points() -> None:
     assert (got[:, :3] == 1).all() and (got[:, 3] == 0).all()
     real = np.full((3, 4), 0.7, np.float32)
     assert scores_or_presence(kp, real) is real  # real confidences are kept as they are
+
+
+def walking_person(frames: int = 40) -> np.ndarray:
+    """coco17 keypoints ``[1, T, 17, 2]`` of a person who walks up to the camera from the left:
+    they grow three times taller and cross half the frame, raising the right wrist half-way."""
+    from mgcli.pose.layouts import get_layout
+
+    layout = get_layout("coco17")
+    base = np.zeros((17, 2), np.float32)
+    for name, (x, y) in {
+        "nose": (0, -1.6), "left_eye": (0.1, -1.7), "right_eye": (-0.1, -1.7), "left_ear": (0.2, -1.6),
+        "right_ear": (-0.2, -1.6), "left_shoulder": (0.5, -1), "right_shoulder": (-0.5, -1),
+        "left_elbow": (0.6, -0.3), "right_elbow": (-0.6, -0.3), "left_wrist": (0.6, 0.3),
+        "right_wrist": (-0.6, 0.3), "left_hip": (0.3, 0.7), "right_hip": (-0.3, 0.7), "left_knee": (0.3, 1.6),
+        "right_knee": (-0.3, 1.6), "left_ankle": (0.3, 2.5), "right_ankle": (-0.3, 2.5),
+    }.items():  # fmt: skip
+        base[layout.index(name)] = (x, y)
+    t = np.linspace(0, 1, frames)[:, None, None]
+    kp = base[None] * (20 + 40 * t) + np.concatenate([100 + 200 * t, 200 + 0 * t], -1)
+    kp[frames // 2 :, layout.index("right_wrist"), 1] -= 30
+    return kp[None].astype(np.float32)
+
+
+def test_heatmap_boxes_follow_a_person_who_walks_up_but_not_a_seated_one() -> None:
+    from mgcli.heatmaps.build import BuildOptions, body_track, moves_about, render_clip
+    from mgcli.pose.layouts import get_layout
+
+    layout = get_layout("coco17")
+    walk = walking_person()
+    seated = np.repeat(walk[:, :1], 40, axis=1) + np.random.default_rng(0).normal(0, 0.5, walk.shape[:3] + (2,))
+    assert moves_about(walk, layout) and not moves_about(seated.astype(np.float32), layout)
+    centre, scale = body_track(walk, layout)
+    assert scale[-1] / scale[0] == pytest.approx(3.0, rel=0.1)
+    sc = np.ones(walk.shape[:3], np.float32)
+    kp_frame, _, _ = render_clip(walk, sc, (480, 640), layout, BuildOptions(compact="frame"))
+    kp_clip, _, _ = render_clip(walk, sc, (480, 640), layout, BuildOptions(compact="clip"))
+    kp_auto, _, _ = render_clip(walk, sc, (480, 640), layout, BuildOptions(compact="auto"))
+    assert np.allclose(kp_auto, kp_frame)
+    ls, rs = layout.index("left_shoulder"), layout.index("right_shoulder")
+    width = lambda k: np.linalg.norm(k[0, :, ls] - k[0, :, rs], axis=-1)  # noqa: E731
+    # followed: one size and one place on the canvas; the clip box: the person grows 3x and moves
+    assert width(kp_frame).max() / width(kp_frame).min() < 1.05
+    assert width(kp_clip).max() / width(kp_clip).min() > 2.5
+    assert np.ptp(kp_frame[0, :, ls, 0]) < 1.0 < np.ptp(kp_clip[0, :, ls, 0])
+    # the raised wrist is still raised, relative to the shoulders
+    rw = layout.index("right_wrist")
+    lift = kp_frame[0, :, rw, 1] - kp_frame[0, :, rs, 1]
+    assert lift[-1] < lift[0] - 5
+    kp_seated, _, _ = render_clip(seated.astype(np.float32), sc, (480, 640), layout, BuildOptions(compact="auto"))
+    kp_seated_clip, _, _ = render_clip(seated.astype(np.float32), sc, (480, 640), layout, BuildOptions(compact="clip"))
+    assert np.array_equal(kp_seated, kp_seated_clip)  # a seated person keeps PoseConv3D's box
+
+
+def test_skeleton_centre_norm_is_one_shoulder_width_around_the_shoulders() -> None:
+    from mgcli.data.skeleton import centre_scale, normalise
+    from mgcli.pose.layouts import get_layout
+
+    layout = get_layout("coco17")
+    walk = walking_person()
+    out = centre_scale(walk, (480, 640), layout)
+    ls, rs = layout.index("left_shoulder"), layout.index("right_shoulder")
+    assert np.abs((out[0, :, ls] + out[0, :, rs]) / 2).max() < 1e-4
+    assert np.median(np.linalg.norm(out[0, :, ls] - out[0, :, rs], axis=-1)) == pytest.approx(1.0, rel=1e-3)
+    missing = walk.copy()
+    missing[0, :5, ls] = 0  # a shoulder lost for five frames: those frames take the mean centre
+    assert np.isfinite(centre_scale(missing, (480, 640), layout)).all()
+    assert (centre_scale(missing, (480, 640), layout)[0, :5, ls] == 0).all()
+    # nothing seen of the shoulders: the clip's box, as norm: box
+    blind = walk.copy()
+    blind[0, :, [ls, rs]] = 0
+    assert np.allclose(centre_scale(blind, (480, 640), layout), normalise(blind, (480, 640)))
+
+
+def test_pose_views_render_with_their_own_sigma(train_artifacts: Path) -> None:
+    from mgcli.data.heatmaps import HeatmapClips, PoseViewConfig
+
+    path = train_artifacts / "heatmaps-joint.h5"
+    view = PoseViewConfig(clip_len=8, num_clips=1, resize_short=64, train_size=56, test_size=64)
+    plain = HeatmapClips(path, "test", False, view)
+    wide = HeatmapClips(path, "test", False, PoseViewConfig(**{**view.__dict__, "sigma": 2.0}))
+    assert plain.sigma == 0.6 and wide.sigma == 2.0
+    a, b = plain.test_sample(0)["x"], wide.test_sample(0)["x"]
+    assert a.shape == b.shape
+    # wider blobs: more pixels lit around every joint (peaks at most the joint's score)
+    assert (b > 0.1).sum() > 2 * (a > 0.1).sum()
+    assert float(a.max()) <= float(b.max()) <= 1.0

@@ -38,6 +38,7 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
 
     def __init__(self, path: str | Path, split: str, train: bool, view: Any, seed: int = 0) -> None:
         super().__init__(path)
+        self.train, self.view, self.seed = train, view, seed
         with self.artifact(self.path) as f:
             self.table = f.clips[f.clips["split"] == split].reset_index(drop=True)
             self.class_names: list[str] = list(f.class_names)
@@ -46,7 +47,6 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
             raise MgError(f"no {split} clips", self.path)
         self.clip_ids: list[str] = self.table["clip_id"].astype(str).tolist()
         self.labels = self.table["label"].to_numpy(np.int64)
-        self.train, self.view, self.seed = train, view, seed
 
     def read_meta(self, f: Any) -> None:
         """Read what the subclass needs from the open artifact (called once, in ``__init__``)."""

@@ -41,6 +41,11 @@ class PoseViewConfig:
     test_size: int = 64  # test: centre crop size
     area_range: tuple[float, float] = (0.56, 1.0)
     flip_ratio: float = 0.5
+    # Gaussian sigma of the rendered views, in pixels of the view (0: the heatmaps file's, 0.6 by
+    # default: PoseConv3D's for 56-64 px views). Small views want wider blobs: at 32 px, 0.6 leaves
+    # a joint about one pixel wide and real skeletons train far worse than with 1.2 (README, "Real
+    # skeletons"). A sigma other than the file's renders the test views from the keypoints too.
+    sigma: float = 0.0
 
     @property
     def num_views(self) -> int:
@@ -102,7 +107,8 @@ class HeatmapClips(ClipDataset):
         self.limbs = self.layout.limbs if self.kind == "limb" else None
 
     def read_meta(self, f: HeatmapsFile) -> None:
-        self.kind, self.layout, self.sigma, self.size = f.heatmap_kind, get_layout(f.layout), f.sigma, f.size
+        self.kind, self.layout, self.stored_sigma, self.size = f.heatmap_kind, get_layout(f.layout), f.sigma, f.size
+        self.sigma = self.view.sigma or f.sigma
 
     @property
     def data_options(self) -> dict[str, Any]:
@@ -118,7 +124,7 @@ class HeatmapClips(ClipDataset):
 
     def test_views(self, clip_id: str) -> torch.Tensor:
         cfg = self.view
-        if cfg.test_size != self.size[0]:
+        if cfg.test_size != self.size[0] or self.sigma != self.stored_sigma:
             return self.rendered_test_views(clip_id)
         vol = self.open().read(clip_id)  # [C, T, H, W]
         inds = uniform_sample(vol.shape[1], cfg.clip_len, cfg.num_clips, test=True)

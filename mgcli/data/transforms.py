@@ -112,14 +112,25 @@ def pose_compact(
     return kp, (y1 - y0, x1 - x0)
 
 
-def follow_centre(keypoint: np.ndarray, centre: np.ndarray) -> np.ndarray:
-    """Keypoints ``[M, T, V, 2]`` moved so that the per-frame ``centre`` ``[T, 2]`` (e.g. the
-    mid-point of one person's shoulders) stays where it is on average: the person's drift through
-    the frame is taken out, their pose and size are kept. Undetected joints (0, 0) stay (0, 0)."""
+def running_median(x: np.ndarray, window: int) -> np.ndarray:
+    """Median over a centred window of ``window`` frames along axis 0 (the edges repeat)."""
+    if window <= 1 or len(x) < 3:
+        return x
+    half = window // 2
+    padded = np.pad(x, [(half, half)] + [(0, 0)] * (x.ndim - 1), mode="edge")
+    return np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=0), axis=-1)
+
+
+def follow_person(keypoint: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Keypoints ``[M, T, V, 2]`` moved and scaled frame by frame so that the person's ``centre``
+    ``[T, 2]`` stays at its mean and their body ``scale`` ``[T]`` (pixels) stays at its median:
+    someone walking about or up to the camera keeps one place and one size, their pose is kept.
+    Undetected joints (0, 0) stay (0, 0)."""
     kp = np.nan_to_num(np.asarray(keypoint, np.float32))
     seen = (kp != 0).any(-1, keepdims=True)
-    offset = (centre - centre.mean(0))[None, :, None, :]
-    return np.where(seen, kp - offset, 0.0).astype(np.float32)
+    zoom = (float(np.median(scale)) / np.maximum(scale, 1e-3))[None, :, None, None]
+    moved = (kp - centre[None, :, None]) * zoom + centre.mean(0)
+    return np.where(seen, moved, 0.0).astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------- keypoints
