@@ -121,15 +121,13 @@ def running_median(x: np.ndarray, window: int) -> np.ndarray:
     return np.median(np.lib.stride_tricks.sliding_window_view(padded, window, axis=0), axis=-1)
 
 
-def follow_person(keypoint: np.ndarray, centre: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Keypoints ``[M, T, V, 2]`` moved and scaled frame by frame so that the person's ``centre``
-    ``[T, 2]`` stays at its mean and their body ``scale`` ``[T]`` (pixels) stays at its median:
-    someone walking about or up to the camera keeps one place and one size, their pose is kept.
+def follow_person(keypoint: np.ndarray, centre: np.ndarray) -> np.ndarray:
+    """Keypoints ``[M, T, V, 2]`` moved frame by frame so that the person's ``centre`` ``[T, 2]``
+    stays at its mean: someone walking about keeps one place, their pose and size are kept.
     Undetected joints (0, 0) stay (0, 0)."""
     kp = np.nan_to_num(np.asarray(keypoint, np.float32))
     seen = (kp != 0).any(-1, keepdims=True)
-    zoom = (float(np.median(scale)) / np.maximum(scale, 1e-3))[None, :, None, None]
-    moved = (kp - centre[None, :, None]) * zoom + centre.mean(0)
+    moved = kp - (centre - centre.mean(0))[None, :, None]
     return np.where(seen, moved, 0.0).astype(np.float32)
 
 

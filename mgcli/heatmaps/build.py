@@ -48,9 +48,10 @@ class BuildOptions:
     dtype: str = "uint8"
     splits: tuple[str, ...] = ("train", "val", "test")
     layout: str | None = None  # convert the poses to this layout first (None: as recorded)
-    # clip: PoseConv3D's PoseCompact (one box for the clip); frame: first every frame is moved and
-    # scaled so that the (first) person keeps one place and one size (body_track), then
-    # PoseCompact: the box follows someone who walks about; auto: frame for clips where the person
+    # clip: PoseConv3D's PoseCompact (one box for the clip); frame: first every frame is moved so
+    # that the mid-point of the (first) person's shoulders stays put (shoulder_track), then
+    # PoseCompact: the box follows someone who walks about (scaling every frame to one body size
+    # as well trained worse: README, "Real skeletons"); auto: frame for clips where the person
     # moves about (moves_about), else clip.
     compact: str = "auto"
 
@@ -88,25 +89,17 @@ def moves_about(keypoint: np.ndarray, layout: Layout) -> bool:
     return bool(scale > SCALE_CHANGE or travel > TRAVEL)
 
 
-def body_track(keypoint: np.ndarray, layout: Layout, window: int = 9) -> tuple[np.ndarray, np.ndarray] | None:
-    """The first person's centre (mid-point of the shoulders) ``[T, 2]`` and body scale ``[T]``
-    per frame: the shoulder width, or the shoulders-to-hips length / 1.7 (a person's usual ratio)
-    when that is larger (someone turned sideways), smoothed by a running median of ``window``
-    frames. Frames where a shoulder is missing take the nearest frame's. None without shoulders."""
+def shoulder_track(keypoint: np.ndarray, layout: Layout, window: int = 9) -> np.ndarray | None:
+    """The mid-point of the first person's shoulders per frame ``[T, 2]``, smoothed by a running
+    median of ``window`` frames (frames where a shoulder is missing take the nearest frame's), or
+    None when the shoulders are not seen."""
     found = _shoulders(keypoint, layout)
     if found is None:
         return None
     ls, rs, seen = found
     idx = np.flatnonzero(seen)
     nearest = idx[np.abs(np.arange(len(seen))[:, None] - idx[None]).argmin(1)]
-    mid = ((ls + rs) / 2)[nearest]
-    scale = np.linalg.norm(ls - rs, axis=-1)[nearest]
-    if {"left_hip", "right_hip"} <= set(layout.joints):
-        lh, rh = keypoint[0, :, layout.index("left_hip")], keypoint[0, :, layout.index("right_hip")]
-        hips = ((lh != 0).any(-1) & (rh != 0).any(-1))[nearest]
-        torso = np.linalg.norm(mid - ((lh + rh) / 2)[nearest], axis=-1) / 1.7
-        scale = np.where(hips, np.maximum(scale, torso), scale)
-    return running_median(mid, window), running_median(scale, window)
+    return running_median(((ls + rs) / 2)[nearest], window)
 
 
 def render_clip(
@@ -115,9 +108,9 @@ def render_clip(
     """PoseCompact (or the box that follows the person, ``opts.compact``) + resize to ``size`` +
     render: (keypoints, scores, volume [C, T, size, size])."""
     if opts.compact == "frame" or (opts.compact == "auto" and moves_about(keypoint, layout)):
-        track = body_track(keypoint, layout)
+        track = shoulder_track(keypoint, layout)
         if track is not None:
-            keypoint = follow_person(keypoint, *track)
+            keypoint = follow_person(keypoint, track)
     kp, shape = pose_compact(keypoint, img_shape, CompactConfig(opts.padding, opts.threshold, opts.hw_ratio))
     kp, _ = resize(kp, shape, (opts.size, opts.size))
     limbs = layout.limbs if opts.kind == "limb" else None
