@@ -401,7 +401,7 @@ def _train_command(
         extra.append(f"name={name}")
     if out_dir is not None:
         extra.append(f"out_dir={out_dir}")
-    cfg = load_config(config, extra)
+    cfg = load_config(config, extra, recipe=True)
     spec = MODELS.get(cfg.model["name"])
     if spec is not None and spec.input_kind not in kinds:
         raise MgError(f"model {cfg.model['name']} is not trained by {command} (reads {spec.input_kind})", config)

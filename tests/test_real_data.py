@@ -113,13 +113,14 @@ def test_baselines_learn_the_fake_gestures(ar_release: Path) -> None:
 def test_runs_without_a_config_file_start_from_the_model_recipe(tmp_path: Path) -> None:
     from mgcli.train.recipes import RECIPES
 
-    cfg = load_config(None, ["model.name=agcn", "optim.weight_decay=0"])
+    cfg = load_config(None, ["model.name=agcn", "optim.weight_decay=0"], recipe=True)
     assert cfg.optim.lr_batch == RECIPES["agcn"]["optim"]["lr_batch"] and cfg.optim.weight_decay == 0
     assert cfg.train.min_steps == RECIPES["agcn"]["train"]["min_steps"]
     # a config file is a complete recipe: nothing of the model's recipe leaks in
     (tmp_path / "c.yaml").write_text("model: {name: agcn}\n")
-    cfg = load_config(tmp_path / "c.yaml")
+    cfg = load_config(tmp_path / "c.yaml", recipe=True)
     assert cfg.optim.lr_batch == 0 and cfg.train.min_steps == 0
+    assert load_config(None, ["model.name=agcn"]).train.min_steps == 0  # the library's plain defaults
 
 
 def test_skeleton_files_without_confidences_keep_their_points() -> None:

@@ -128,6 +128,8 @@ AGCN = [
     "data.view.num_clips=2",
     "data.view.layout=upper22",
     "optim.lr=0.05",
+    "optim.lr_batch=0",  # the CLI runs without a config file start from the recipe: keep these as they are
+    "train.min_steps=0",
     "train.batch_size=4",
     "data.workers=0",
 ]

@@ -30,8 +30,10 @@ TINY_POSE = [
     "data.view.clip_len=8",
     "data.view.num_clips=2",
     "optim.lr=0.05",
+    "optim.lr_batch=0",  # the CLI runs without a config file start from the recipe: keep these as they are
     "optim.weight_decay=0",
     "schedule.kind=cosine",
+    "train.min_steps=0",
     "train.batch_size=4",
     "train.grad_clip=40",
 ]

@@ -169,15 +169,15 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def load_config(path: str | Path | None, overrides: list[str] = ()) -> RunConfig:
-    """The run config from a YAML file (or, without one, the model's recipe) with ``overrides``
-    applied."""
+def load_config(path: str | Path | None, overrides: list[str] = (), recipe: bool = False) -> RunConfig:
+    """The run config from a YAML file (or the defaults; with ``recipe``, the model's recipe) with
+    ``overrides`` applied. The training commands pass ``recipe`` when no config file is given."""
     raw: dict[str, Any] = {}
-    if path is None:  # no config file: the model's recipe (mgcli/train/recipes.py) under the overrides
-        from mgcli.train.recipes import recipe
+    if path is None and recipe:  # the model's recipe (mgcli/train/recipes.py) under the overrides
+        from mgcli.train.recipes import model_recipe
 
         name = apply_overrides({}, [o for o in overrides if o.split("=", 1)[0].strip() == "model.name"])
-        raw = recipe(name.get("model", {}).get("name", RunConfig().model["name"]))
+        raw = model_recipe(name.get("model", {}).get("name", RunConfig().model["name"]))
     if path is not None:
         path = Path(path)
         if not path.is_file():

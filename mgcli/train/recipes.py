@@ -44,6 +44,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 
 
-def recipe(model_name: str) -> dict[str, Any]:
+def model_recipe(model_name: str) -> dict[str, Any]:
     """A copy of the model's recipe as a raw config mapping (``{}`` for a model without one)."""
     return copy.deepcopy(RECIPES.get(model_name, {}))
