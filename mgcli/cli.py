@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
 import typer
+import typer.exceptions
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -57,8 +58,34 @@ def handles_errors(fn: F) -> F:
         except KeyboardInterrupt:
             err_console.print("[bold red]interrupted[/]")
             raise typer.Exit(130) from None
+        except (typer.Exit, typer.Abort, typer.exceptions.TyperException):
+            raise
+        except Exception as e:  # noqa: BLE001 - the last line of defence: one line, never a traceback
+            if state.debug:
+                err_console.print_exception()
+            err_console.print(f"[bold red]error:[/] {describe_exception(e)}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2 if isinstance(e, OSError) else 1) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def describe_exception(e: BaseException) -> str:
+    """One line for an exception that is not an :class:`MgError`: an operating-system error names
+    its file and the problem (``/ro/e.csv: permission denied``, ``out.h5: no space left on
+    device``); anything else is an internal error, with its place in the code and a pointer to
+    ``--debug``."""
+    if isinstance(e, OSError) and (e.strerror or e.errno):
+        where = e.filename if e.filename is not None else None
+        problem = (e.strerror or os.strerror(e.errno or 0)).lower()
+        return f"{where}: {problem}" if where else problem
+    if isinstance(e, OSError):
+        return f"{e}"
+    import traceback
+
+    frames = traceback.extract_tb(e.__traceback__)
+    place = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
+    text = " ".join(str(e).split()) or type(e).__name__
+    return f"internal error: {type(e).__name__}: {text}{place}; rerun with --debug for the traceback"
 
 
 def _version(value: bool) -> None:
@@ -126,9 +153,7 @@ def sample_data(
     cfg = SampleConfig(videos=videos, gestures=gestures, height=h, width=w, fps=fps, seed=seed)
     with progress_bar() as bar:
         task = bar.add_task("rendering videos", total=videos)
-        summary = generate_sample(
-            out, cfg, overwrite=overwrite, workers=max(1, workers), progress=lambda _: bar.advance(task)
-        )
+        summary = generate_sample(out, cfg, overwrite=overwrite, workers=workers, progress=lambda _: bar.advance(task))
     c = summary.clips_per_split
     console.print(
         f"[green]wrote[/] {out}: {len(summary.videos)} videos, "
@@ -237,7 +262,7 @@ def extract_pose_cmd(
         jpeg_quality=jpeg_quality,
         scope=scope,
         img_shape=_parse_size(img_shape) if img_shape else None,
-        workers=max(1, workers),
+        workers=workers,
     )
     lm = release_label_map(root if root.is_dir() else None, label_map)
     with progress_bar() as bar:
@@ -337,6 +362,11 @@ def build_heatmaps_cmd(
         f"[green]wrote[/] {out}: {int(stats['clips'])} clips in {stats['seconds']:.1f} s, "
         f"{stats['bytes_per_clip'] / 1024:.1f} KiB per clip"
     )
+    if stats["failed"]:
+        for clip_id, reason in list(stats["failed"].items())[:20]:
+            err_console.print(f"  {clip_id}: {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{len(stats['failed'])} clip(s) failed[/] and were left out")
+        raise typer.Exit(1)
 
 
 # Options shared by the training commands (train-branch, train-fused).
@@ -625,16 +655,39 @@ def ensemble_cmd(
     validation scores and apply them to the test scores. Prints top-1 / top-5 of every input and
     of the ensemble where labels exist, and writes the fused scores in the same CSV shape.
     """
-    from mgcli.ensemble import check_ensemble_output, ensemble_rows, input_name, run_ensemble, write_ensemble
+    from mgcli.ensemble import (
+        check_ensemble_output,
+        ensemble_input_files,
+        ensemble_rows,
+        input_name,
+        run_ensemble,
+        write_ensemble,
+    )
 
-    check_ensemble_output(out, overwrite)
+    check_ensemble_output(out, overwrite, ensemble_input_files(inputs, val))  # never over an input
     parsed = None
     if weights is not None:
         try:
             parsed = [float(w) for w in weights.split(",")]
         except ValueError:
             raise MgError(f"--weights must be comma-separated numbers, got {weights!r}") from None
-    ens, info = run_ensemble(inputs, parsed, logits, val, step, search=search_weights)
+    if search_weights:
+        bar = progress_bar()
+        tasks: list[Any] = []
+
+        def searched(done: int, total: int) -> None:  # the bar appears once the inputs are read and checked
+            if not tasks:
+                bar.start()
+                tasks.append(bar.add_task("searching weights", total=total))
+            bar.update(tasks[0], completed=done, total=total)
+
+        try:
+            ens, info = run_ensemble(inputs, parsed, logits, val, step, search=True, progress=searched)
+        finally:
+            if tasks:
+                bar.stop()
+    else:
+        ens, info = run_ensemble(inputs, parsed, logits, val, step)
     files = write_ensemble(ens, out, overwrite=True)
     rows = ensemble_rows(ens, [input_name(i) for i in inputs])
     console.print(output.ensemble_table(rows, show_val=ens.val_inputs is not None))
@@ -656,6 +709,7 @@ def report_cmd(
         Path | None, typer.Option(help="raw,label,name CSV for the class names (default: iMiGUE's).")
     ] = None,
     top: Annotated[int, typer.Option(help="How many confused pairs to list.")] = 10,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing report files.")] = False,
 ) -> None:
     """Top-1, top-5, per-class precision/recall, the most confused pairs, and a confusion matrix
     PNG with class names: writes PREFIX-report.json and PREFIX-confusion.png."""
@@ -669,7 +723,7 @@ def report_cmd(
         lm = LabelMap.from_csv(label_map)
         names = [lm.names[c] if 0 <= c < lm.num_classes else f"class {c}" for c in s.classes]
     prefix = out if out is not None else scores.with_suffix("")
-    report, files = write_report(s, prefix, names, title=scores.name)
+    report, files = write_report(s, prefix, names, title=scores.name, overwrite=overwrite, inputs=[scores])
     console.print(output.metrics_line(report))
     for table in output.report_tables(report, top):
         console.print(table)

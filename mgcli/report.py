@@ -237,17 +237,25 @@ def score_report(scores: Any, class_names: Sequence[str] | None = None, top_pair
 
 
 def write_report(
-    scores: Any, out_prefix: str | Path, class_names: Sequence[str] | None = None, title: str = ""
+    scores: Any,
+    out_prefix: str | Path,
+    class_names: Sequence[str] | None = None,
+    title: str = "",
+    overwrite: bool = True,
+    inputs: Sequence[str | Path] = (),
 ) -> tuple[dict[str, Any], list[Path]]:
-    """``{prefix}-report.json`` and ``{prefix}-confusion.png`` for a labelled scores file."""
+    """``{prefix}-report.json`` and ``{prefix}-confusion.png`` for a labelled scores file
+    (existing ones are refused unless ``overwrite``, and so are ``inputs``)."""
     import json
 
-    from mgcli.io.atomic import atomic_output
+    from mgcli.io.atomic import atomic_output, check_output
 
     report = score_report(scores, class_names)
     out_prefix = Path(out_prefix)
     js = out_prefix.with_name(out_prefix.name + "-report.json")
     png = out_prefix.with_name(out_prefix.name + "-confusion.png")
+    for path in (js, png):
+        check_output(path, overwrite, inputs)
     with atomic_output(js, True) as tmp:
         Path(tmp).write_text(json.dumps(report, indent=2, allow_nan=False))
     plot_confusion(np.asarray(report["confusion"]), report["class_names"], png, title=title)

@@ -55,10 +55,15 @@ def split_clip_ids(source: str | Path, split: str = "test") -> list[str]:
 
         from mgcli.io.h5 import read_table
 
-        with h5py.File(source, "r") as f:
-            if "clips" not in f:
-                raise MgError("no clip table in this file", source)
-            table = read_table(f["clips"])
+        try:
+            with h5py.File(source, "r") as f:
+                if "clips" not in f:
+                    raise MgError("no clip table in this file", source)
+                table = read_table(f["clips"])
+        except (OSError, KeyError, ValueError) as e:
+            raise MgError(
+                f"not a readable artifact with a clip table ({' '.join(str(e).split())[:120]})", source
+            ) from None
     else:
         raise MgError("--release must be a release folder or an artifact (.h5) with a clip table", source)
     ids = table.loc[table["split"].astype(str) == split, "clip_id"].astype(str).tolist()

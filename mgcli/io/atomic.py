@@ -10,14 +10,35 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Iterable
 from pathlib import Path
 
-from mgcli.errors import OutputExistsError
+from mgcli.errors import MgError, OutputExistsError
 
 
-def check_output(path: str | Path, overwrite: bool) -> Path:
-    """Refuse an existing output unless ``overwrite``; create its parent folder."""
+def same_file(a: str | Path, b: str | Path) -> bool:
+    """Whether two paths name the same file or folder (resolved; hard links and symlinks too)."""
+    a, b = Path(a), Path(b)
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def refuse_inputs(path: str | Path, inputs: Iterable[str | Path | None]) -> None:
+    """Refuse an output that is also one of the command's inputs (even with --overwrite)."""
+    for i in inputs:
+        if i is not None and same_file(path, i):
+            raise MgError("is both an input and an output of this command: choose another output", path)
+
+
+def check_output(path: str | Path, overwrite: bool, inputs: Iterable[str | Path | None] = ()) -> Path:
+    """Refuse an output that is one of ``inputs``, or exists unless ``overwrite``; create its
+    parent folder."""
     path = Path(path)
+    refuse_inputs(path, inputs)
     if path.exists() and not overwrite:
         raise OutputExistsError("already exists (pass --overwrite to replace it)", path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -51,8 +72,8 @@ class AtomicOutput:
     :meth:`commit` / :meth:`discard` yourself when the writing spans several calls.
     """
 
-    def __init__(self, path: str | Path, overwrite: bool = False) -> None:
-        self.path = check_output(path, overwrite)
+    def __init__(self, path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path | None] = ()) -> None:
+        self.path = check_output(path, overwrite, inputs)
         self.tmp = temp_name(self.path)
 
     def commit(self) -> None:
@@ -86,6 +107,6 @@ class AtomicOutput:
             self.discard()
 
 
-def atomic_output(path: str | Path, overwrite: bool = False) -> AtomicOutput:
+def atomic_output(path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path | None] = ()) -> AtomicOutput:
     """``with atomic_output(path) as tmp: write(tmp)`` publishes ``tmp`` as ``path`` on success."""
-    return AtomicOutput(path, overwrite)
+    return AtomicOutput(path, overwrite, inputs)

@@ -75,6 +75,7 @@ class FramesWriter(H5Writer):
 
     def add_encoded(self, clip_id: str, jpegs: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
         """Store one clip's already encoded JPEG frames (uint8 byte arrays)."""
+        self.ensure_room(sum(int(j.nbytes) for j in jpegs))
         write_clip_jpegs(self._frames, clip_id, jpegs, frame_index)
 
     def finish(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Self
@@ -13,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from mgcli import __version__
-from mgcli.errors import SchemaError
+from mgcli.errors import MgError, SchemaError
 from mgcli.io.atomic import AtomicOutput
 
 SCHEMAS = {
@@ -126,6 +127,24 @@ class H5Writer:
         self.f = h5py.File(self._out.tmp, "w")
         stamp(self.f, self.kind, **attrs)
 
+    # HDF5 does not survive a full disk (it fails in flushes and object deallocation and can crash
+    # the process), so writers stop first: before every item, RESERVE bytes plus the item's raw size
+    # must be free in the output's folder.
+    RESERVE = 8 << 20
+
+    def ensure_room(self, nbytes: int) -> None:
+        """Raise one line (the temporary file is then removed) when the disk is about to fill."""
+        try:
+            free = shutil.disk_usage(self._out.tmp.parent).free
+        except OSError:
+            return
+        if free < nbytes + self.RESERVE:
+            raise MgError(
+                f"no space left on device: {free / 2**20:.1f} MiB free, about "
+                f"{(nbytes + self.RESERVE) / 2**20:.1f} MiB needed for the next item",
+                self.path,
+            )
+
     def set_clips(self, clips: pd.DataFrame) -> None:
         """The clip table every artifact carries (clip_id, video_id, start, end, label, split, ...)."""
         check_clip_table(clips, self.path)
@@ -146,8 +165,12 @@ class H5Writer:
         self._out.commit()
 
     def abort(self) -> None:
-        self.f.close()
-        self._out.discard()
+        try:
+            self.f.close()
+        except Exception:  # noqa: BLE001 - a failing close (full disk) must not keep the temporary
+            pass
+        finally:
+            self._out.discard()
 
     def __enter__(self) -> Self:
         return self

@@ -85,6 +85,7 @@ class HeatmapsWriter(H5Writer):
                 f"a volume of {volume.shape[1]} frames"
             )
         data = quantise(volume, self.dtype)
+        self.ensure_room(data.nbytes + keypoints.nbytes + scores.nbytes)
         ds = self._maps.create_dataset(clip_id, data=data, chunks=data.shape, compression="gzip", compression_opts=4)
         ds.attrs["label"], ds.attrs["split"] = int(label), split
         self.f.create_dataset(f"keypoints/{clip_id}", data=np.asarray(keypoints, np.float32), compression="lzf")

@@ -51,6 +51,7 @@ class PosesWriter(H5Writer):
         self._videos = self.f.create_group("videos")
 
     def add_video(self, poses: VideoPoses) -> None:
+        self.ensure_room(poses.keypoint.nbytes + poses.keypoint_score.nbytes)
         g = self._videos.create_group(poses.video_id)
         m, t, v, _ = poses.keypoint.shape
         chunk_t = max(1, min(t, 1024))

@@ -76,7 +76,15 @@ class MgModel(nn.Module):
         return {k: v for k, v in self.state_dict().items() if not k.startswith(self.training_only)}
 
     def load_inference_state(self, state: Mapping[str, torch.Tensor]) -> None:
-        missing, unexpected = self.load_state_dict(dict(state), strict=False)
+        try:
+            missing, unexpected = self.load_state_dict(dict(state), strict=False)
+        except RuntimeError as e:  # shapes that differ: the message lists every tensor
+            lines = [ln.strip() for ln in str(e).splitlines() if "size mismatch" in ln]
+            first = lines[0] if lines else " ".join(str(e).split())[:200]
+            raise MgError(
+                f"the weights do not fit this model: {len(lines) or 'some'} tensors differ in shape "
+                f"(e.g. {first}); was the checkpoint made with another config?"
+            ) from None
         missing = [k for k in missing if not k.startswith(self.training_only)]
         if missing or unexpected:
             raise MgError(

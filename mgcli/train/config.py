@@ -199,6 +199,27 @@ def load_config(path: str | Path | None, overrides: list[str] = (), recipe: bool
             raise MgError(f"train.{key} must be at least 1", path)
     if cfg.train.min_steps < 0 or cfg.optim.lr_batch < 0:
         raise MgError("train.min_steps and optim.lr_batch must be 0 or more", path)
+    o, sch, t = cfg.optim, cfg.schedule, cfg.train
+    checks = [
+        (o.lr >= 0, f"optim.lr must be 0 or more, not {o.lr}"),
+        (o.weight_decay >= 0, f"optim.weight_decay must be 0 or more, not {o.weight_decay}"),
+        (0 <= o.momentum < 1, f"optim.momentum must be in [0, 1), not {o.momentum}"),
+        (all(0 <= b < 1 for b in o.betas), f"optim.betas must be in [0, 1), not {list(o.betas)}"),
+        (sch.gamma > 0, f"schedule.gamma must be positive, not {sch.gamma}"),
+        (sch.min_lr >= 0, f"schedule.min_lr must be 0 or more, not {sch.min_lr}"),
+        (sch.warmup_epochs >= 0, f"schedule.warmup_epochs must be 0 or more, not {sch.warmup_epochs}"),
+        (0 <= sch.warmup_ratio <= 1, f"schedule.warmup_ratio must be in [0, 1], not {sch.warmup_ratio}"),
+        (all(m >= 0 for m in sch.milestones), "schedule.milestones must be epochs (0 or more)"),
+        (t.grad_clip is None or t.grad_clip > 0, f"train.grad_clip must be positive or null, not {t.grad_clip}"),
+        (0 <= t.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), not {t.label_smoothing}"),
+        (t.val_every >= 0, f"train.val_every must be 0 or more, not {t.val_every}"),
+        (t.semantic_weight >= 0, f"train.semantic_weight must be 0 or more, not {t.semantic_weight}"),
+        (t.semantic_tau > 0, f"train.semantic_tau must be positive, not {t.semantic_tau}"),
+        (cfg.seed >= 0, f"seed must be 0 or more, not {cfg.seed}"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise MgError(message, path)
     if cfg.data.workers < 0:
         raise MgError("data.workers must be 0 or more", path)
     if min(cfg.train.late_fusion) < 0 or sum(cfg.train.late_fusion) <= 0:

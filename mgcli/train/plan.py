@@ -70,7 +70,9 @@ def prepare(cfg: RunConfig, resume: bool = False, overwrite: bool = False, check
             if not last.is_file():
                 raise MgError("nothing to resume: no last.pt (start the run without --resume)", run_dir)
             check_config_change(load_checkpoint(last)["config"], cfg.to_dict(), last)
-        elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES):
+        # A start that failed before its first epoch leaves only config.yaml: nothing to keep, so
+        # starting again replaces it without --overwrite.
+        elif not overwrite and any((run_dir / f).exists() for f in RUN_FILES if f != "config.yaml"):
             raise OutputExistsError(
                 "the run folder already holds a run (pass --resume to continue it or --overwrite)", run_dir
             )

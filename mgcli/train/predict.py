@@ -10,7 +10,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from mgcli.errors import MgError, OutputExistsError
+from mgcli.errors import MgError
+from mgcli.io.atomic import check_output
 from mgcli.io.checkpoint import load_checkpoint
 from mgcli.train import distributed as dist_
 from mgcli.train.distributed import Context
@@ -190,8 +191,7 @@ def evaluate_checkpoint(
     names = {"val": cfg.data.val_split, "test": cfg.data.test_split, "train": cfg.data.train_split}
     split_name = names.get(split, split)
     out = Path(out) if out is not None else checkpoint.parent / f"scores-{split}.csv"
-    if out.exists() and not overwrite:
-        raise OutputExistsError("exists (pass --overwrite to replace it)", out)
+    check_output(out, overwrite, inputs=(checkpoint, path))
     ds = open_split(cfg, split_name, train=False, path=path)  # one line for a missing split
     if list(ds.class_names) != class_names:
         raise MgError(f"the classes differ from the checkpoint's ({len(ds.class_names)} vs {len(class_names)})", path)
