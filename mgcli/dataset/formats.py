@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import math
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -52,7 +53,7 @@ def read_label_csv(path: str | Path) -> list[tuple[int, int, int]]:
         if len(row) != 3:
             raise DataError(f"row {i}: expected 3 fields class,start,end, got {len(row)}", path)
         try:
-            raw, start, end = (int(float(v)) for v in row)
+            raw, start, end = (_whole_number(v) for v in row)
         except ValueError:
             raise DataError(f"row {i}: class, start and end must be integers: {','.join(row)}", path) from None
         if start < 0:
@@ -63,6 +64,25 @@ def read_label_csv(path: str | Path) -> list[tuple[int, int, int]]:
     if not rows:
         raise DataError("label file has no rows", path)
     return rows
+
+
+MAX_CELL = 2**31 - 1  # frame numbers and class ids beyond this are typos, not data
+
+
+def _whole_number(cell: str) -> int:
+    """A label cell as an int: ``23`` or a spreadsheet's ``23.0``; not ``23.7``, ``inf`` or
+    numbers beyond :data:`MAX_CELL` (ValueError)."""
+    text = cell.strip()
+    try:
+        value = int(text)
+    except ValueError:
+        f = float(text)  # ValueError for text
+        if not math.isfinite(f) or f != round(f):
+            raise ValueError(cell) from None
+        value = int(f)
+    if abs(value) > MAX_CELL:
+        raise ValueError(cell)
+    return value
 
 
 def write_label_csv(path: str | Path, rows: Sequence[tuple[int, int, int]]) -> None:
@@ -186,6 +206,9 @@ def read_light_hand_csv(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     expected = 1 + 3 * LIGHT_HAND_POINTS
     if df.shape[1] != expected:
         raise DataError(f"expected {expected} columns (frame index + 35 joints x, y, c), got {df.shape[1]}", path)
+    if len(df) and df.iloc[-1].isna().any():
+        have = int(df.iloc[-1].notna().sum())
+        raise DataError(f"the last row has {have} of {expected} cells: the file is truncated", path)
     try:
         values = df.to_numpy(dtype=np.float64, na_value=0.0)
     except (ValueError, TypeError):

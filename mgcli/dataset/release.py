@@ -203,30 +203,42 @@ class Release:
                 raise DataError(f"label file disagrees with {entry.label_csv[0]}", other)
         return rows
 
-    def clips(self, check_frames: bool = True) -> pd.DataFrame:
+    def clips(self, check_frames: bool = True, errors: dict[str, str] | None = None) -> pd.DataFrame:
         """The clip table, one row per labelled clip, columns :data:`CLIP_COLUMNS`.
 
         With ``check_frames``, every clip must end inside its video (frame count from the mp4).
+        With ``errors``, a video whose label file is malformed is left out and its problem is
+        recorded there (``{video_id: message}``) instead of raised, so the others go on.
         """
         records = []
         for vid in sorted(self.videos):
-            entry = self.videos[vid]
-            rows = self.label_rows(vid)
-            info = self.video_info(vid) if check_frames else None
-            for k, (raw, start, end) in enumerate(rows):
-                label = self.label_map.to_label(raw, entry.label_csv[0], k + 1)
-                if info is not None and end >= info.frames:
-                    raise DataError(
-                        f"row {k + 1}: clip ends at frame {end} but the video has {info.frames} frames",
-                        entry.label_csv[0],
-                    )
-                if entry.split == "test":
-                    label, raw = -1, -1
-                records.append((f"{vid}_{k}", vid, entry.split, start, end, raw, label))
+            try:
+                records += self._video_clips(vid, check_frames)
+            except DataError as e:
+                if errors is None:
+                    raise
+                errors[vid] = str(e)
         table = pd.DataFrame.from_records(records, columns=list(CLIP_COLUMNS))
         if self.test_labels_path is not None:
             table = self._apply_test_labels(table)
         return table.astype({"start": np.int64, "end": np.int64, "raw_label": np.int64, "label": np.int64})
+
+    def _video_clips(self, vid: str, check_frames: bool) -> list[tuple]:
+        entry = self.videos[vid]
+        rows = self.label_rows(vid)
+        info = self.video_info(vid) if check_frames else None
+        records = []
+        for k, (raw, start, end) in enumerate(rows):
+            label = self.label_map.to_label(raw, entry.label_csv[0], k + 1)
+            if info is not None and end >= info.frames:
+                raise DataError(
+                    f"row {k + 1}: clip ends at frame {end} but the video has {info.frames} frames",
+                    entry.label_csv[0],
+                )
+            if entry.split == "test":
+                label, raw = -1, -1
+            records.append((f"{vid}_{k}", vid, entry.split, start, end, raw, label))
+        return records
 
     def _apply_test_labels(self, table: pd.DataFrame) -> pd.DataFrame:
         path = self.test_labels_path

@@ -57,6 +57,8 @@ class SampleConfig:
             raise MgError("--size must be at least 64x64")
         if self.fps <= 0:
             raise MgError("--fps must be positive")
+        if self.seed < 0:
+            raise MgError(f"--seed must be 0 or more, not {self.seed}")
 
     def splits(self) -> list[str]:
         """Split of each video: about 25 % test, 12.5 % validation, the rest train."""
@@ -132,6 +134,8 @@ def generate_sample(
     progress: Callable[[VideoResult], None] | None = None,
 ) -> SampleSummary:
     """Generate the sample dataset under ``out`` (written to a temporary folder, then renamed)."""
+    if workers < 1:
+        raise MgError(f"--workers must be at least 1, not {workers}")
     t0 = time.perf_counter()
     splits = config.splits()
     vids = [f"{i + 1:04d}" for i in range(config.videos)]

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -54,6 +55,20 @@ class BuildOptions:
     # as well trained worse: README, "Real skeletons"); auto: frame for clips where the person
     # moves about (moves_about), else clip.
     compact: str = "auto"
+
+    def __post_init__(self) -> None:
+        if not self.sigma > 0:
+            raise MgError(f"--sigma must be positive, not {self.sigma}")
+        if self.size < 8:
+            raise MgError(f"--size must be at least 8 pixels, not {self.size}")
+        if not 0 <= self.padding <= 4:
+            raise MgError(f"--padding must be between 0 and 4, not {self.padding}")
+        if self.kind not in ("joint", "limb"):
+            raise MgError(f"--kind must be joint or limb, not {self.kind!r}")
+        if self.compact not in COMPACT_MODES:
+            raise MgError(f"--compact must be one of {', '.join(COMPACT_MODES)}, not {self.compact!r}")
+        if self.dtype not in ("uint8", "float16"):
+            raise MgError(f"--dtype must be uint8 or float16, not {self.dtype!r}")
 
 
 # --compact auto follows the person when, over the clip, their shoulder width changes by more than
@@ -125,8 +140,9 @@ def build_heatmaps(
     opts: BuildOptions = BuildOptions(),
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
-) -> dict[str, float]:
+) -> dict[str, Any]:
     t0 = time.perf_counter()
+    failed: dict[str, str] = {}
     with PosesFile(poses_path) as poses:
         layout = get_layout(opts.layout or poses.layout)
         if opts.kind not in ("joint", "limb"):
@@ -149,18 +165,41 @@ def build_heatmaps(
             overwrite,
         ) as w:
             for vid, group in clips.groupby("video_id", sort=True):
-                video = poses[str(vid)]
+                try:
+                    video = poses[str(vid)]
+                except (MgError, OSError, KeyError, ValueError) as e:  # a damaged video: its clips go
+                    failed.update({c: _reason(e) for c in group["clip_id"]})
+                    if progress:
+                        progress(len(group), len(clips))
+                    continue
                 for c in group.itertuples():
-                    kp, sc = clip_keypoints(
-                        video, slice(c.start, c.end + 1), poses.layout, layout, c.clip_id, poses_path
-                    )
-                    ckp, csc, vol = render_clip(kp, sc, video.img_shape, layout, opts)
-                    w.add(c.clip_id, vol, ckp, csc, c.label, c.split)
+                    try:
+                        kp, sc = clip_keypoints(
+                            video, slice(c.start, c.end + 1), poses.layout, layout, c.clip_id, poses_path
+                        )
+                        ckp, csc, vol = render_clip(kp, sc, video.img_shape, layout, opts)
+                    except (MgError, OSError, ValueError, IndexError) as e:  # one bad clip, not the run
+                        failed[c.clip_id] = _reason(e)
+                    else:
+                        w.add(c.clip_id, vol, ckp, csc, c.label, c.split)
                     if progress:
                         progress(1, len(clips))
-            w.set_clips(clips)
+            if len(failed) == len(clips):
+                first = next(iter(failed.items()))
+                raise MgError(f"no clip could be built; the first, {first[0]}: {first[1]}", poses_path)
+            w.set_clips(clips[~clips["clip_id"].isin(failed)].reset_index(drop=True))
     size = Path(out).stat().st_size
-    return {"clips": float(len(clips)), "seconds": time.perf_counter() - t0, "bytes_per_clip": size / len(clips)}
+    built = len(clips) - len(failed)
+    return {
+        "clips": float(built),
+        "seconds": time.perf_counter() - t0,
+        "bytes_per_clip": size / max(built, 1),
+        "failed": failed,
+    }
+
+
+def _reason(e: BaseException) -> str:
+    return str(e) if isinstance(e, MgError) else f"{type(e).__name__}: {' '.join(str(e).split())[:160]}"
 
 
 def preview(path: str | Path, clip_id: str, out_png: str | Path, frames: int = 6) -> Path:

@@ -31,7 +31,7 @@ from mgcli import __version__
 from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
 from mgcli.dataset.release import probe_video
 from mgcli.errors import DataError, MgError, OutputExistsError
-from mgcli.io.atomic import AtomicOutput, check_output
+from mgcli.io.atomic import AtomicOutput, check_output, refuse_inputs
 from mgcli.io.frames import FramesWriter, encode_jpeg, resize_short_side, write_clip_jpegs
 from mgcli.io.poses import PosesWriter, VideoPoses
 from mgcli.pose.backends import BackendSpec, PoseBackend
@@ -40,6 +40,7 @@ from mgcli.pose.sources import VideoJob, infer_img_shape, load_release_skeleton,
 from mgcli.pose.tracking import Tracker, assemble
 
 ProgressFn = Callable[[str, int, int], None]  # (video id, frames done, frames to do)
+SKELETON_SLACK = 25  # frames a clip may run past a skeleton-only video's last skeleton row
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,26 @@ class ExtractOptions:
     scope: str = "clips"  # video source: run the model on frames inside clips, or on all frames
     img_shape: tuple[int, int] | None = None  # skeleton-only releases: the frame size, if known
     workers: int = 1
+
+    def __post_init__(self) -> None:
+        choices = {
+            "source": ("auto", "skeleton", "video"),
+            "skeleton_file": ("auto", "xlsx", "light_hand"),
+            "scope": ("clips", "all"),
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                flag = "--" + name.replace("_", "-")
+                raise MgError(f"{flag} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
+        bounds = {"max_persons": (1, None), "frame_size": (16, None), "jpeg_quality": (1, 100), "workers": (1, None)}
+        for name, (lo, hi) in bounds.items():
+            value = getattr(self, name)
+            if value < lo or (hi is not None and value > hi):
+                flag = "--" + name.replace("_", "-")
+                allowed = f"between {lo} and {hi}" if hi is not None else f"at least {lo}"
+                raise MgError(f"{flag} must be {allowed}, not {value}")
+        if self.img_shape is not None and min(self.img_shape) < 1:
+            raise MgError(f"--img-shape must be positive, not {self.img_shape[0]}x{self.img_shape[1]}")
 
     def fingerprint(self, out: Path) -> dict[str, Any]:
         d = asdict(self)
@@ -174,6 +195,8 @@ def process_video(
 ) -> VideoOutcome:
     """Extract one video into its part file (written atomically). Never raises for bad input."""
     t0 = time.perf_counter()
+    if job.error:
+        return VideoOutcome(job.video_id, False, job.error, clips=0)
     out = AtomicOutput(part_path, overwrite=True)
     try:
         with h5py.File(out.tmp, "w") as f:
@@ -186,7 +209,17 @@ def process_video(
                 )
             if source == "skeleton":
                 native, kp, sc = load_release_skeleton(job, opts.skeleton_file)
-                total = info.frames if info else len(kp)
+                # Without the video, the skeleton's length is the video's. Light_hand files leave
+                # out trailing frames without a detection, so clips may run a little past it (the
+                # frames count as undetected); a clip well past it is a label error.
+                if info is None and len(job.clips) and int(job.clips["end"].max()) >= len(kp) + SKELETON_SLACK:
+                    late = job.clips.loc[job.clips["end"].idxmax()]
+                    found = job.skeleton_file(opts.skeleton_file)
+                    raise DataError(
+                        f"clip {late['clip_id']} ends at frame {late['end']} but the skeleton has {len(kp)} frames",
+                        found[1] if found else job.video_id,
+                    )
+                total = info.frames if info else max(len(kp), int(job.clips["end"].max()) + 1 if len(job.clips) else 0)
                 kp, sc = _fit_length(kp, total), _fit_length(sc, total)
                 kp, sc = kp[None], sc[None]  # one person
                 img_shape = (info.height, info.width) if info else opts.img_shape or infer_img_shape(kp, sc)
@@ -338,8 +371,8 @@ def extract_pose(
 
     parts = parts_dir_for(out)
     fingerprint = {**opts.fingerprint(out), "backend": asdict(spec) if spec else None}
-    _prepare_parts(parts, fingerprint, out, opts.frames_out, overwrite, resume)
-    done = {p.stem for p in parts.glob("*.h5")}
+    _prepare_parts(parts, fingerprint, out, opts.frames_out, overwrite, resume, root)
+    done = {p.stem for p in parts.glob("*.h5") if _part_is_whole(p)}
     todo = [j for j in jobs if j.video_id not in done]
     if on_start:
         on_start(todo, source, target)
@@ -365,6 +398,9 @@ def extract_pose(
         outcomes += _run_parallel(todo, opts, source, target, parts, spec_for_workers, on_progress, on_video)
 
     ok_ids = {o.video_id for o in outcomes if o.ok}
+    if not ok_ids:
+        first = next(o for o in outcomes if not o.ok)
+        raise DataError(f"none of the {len(outcomes)} videos could be processed; the first: {first.message}", root)
     kept = table[table["video_id"].isin(ok_ids)].reset_index(drop=True)
     _merge(parts, sorted(ok_ids), kept, out, opts, target, src_desc, list(label_map.names))
     shutil.rmtree(parts, ignore_errors=True)
@@ -373,13 +409,38 @@ def extract_pose(
     return ExtractReport(out, opts.frames_out, target, src_desc, outcomes, time.perf_counter() - t0)
 
 
+def _part_is_whole(path: Path) -> bool:
+    """Whether a finished video's part file reads back whole; a damaged one (a disk error, a copy
+    cut short) is removed, and its video done again."""
+    try:
+        with h5py.File(path, "r") as f:
+            f["keypoint"][()]
+            f["keypoint_score"][()]
+            for ds in f["frames"].values() if "frames" in f else ():
+                ds[()]
+            int(f.attrs["total_frames"])
+        return True
+    except (OSError, KeyError, ValueError, RuntimeError):
+        path.unlink(missing_ok=True)
+        return False
+
+
 def _prepare_parts(
-    parts: Path, fingerprint: dict[str, Any], out: Path, frames_out: Path | None, overwrite: bool, resume: bool
+    parts: Path,
+    fingerprint: dict[str, Any],
+    out: Path,
+    frames_out: Path | None,
+    overwrite: bool,
+    resume: bool,
+    root: Path | None = None,
 ) -> None:
     settings = parts / "settings.json"
     if parts.exists():
         if resume:
-            previous = json.loads(settings.read_text()) if settings.is_file() else None
+            try:
+                previous = json.loads(settings.read_text()) if settings.is_file() else None
+            except (OSError, ValueError):
+                previous = None
             if previous != fingerprint:
                 raise MgError(
                     "the interrupted run used other settings; rerun with the same options or use --overwrite", parts
@@ -394,9 +455,11 @@ def _prepare_parts(
                 parts,
             )
         shutil.rmtree(parts)
+    if frames_out is not None:
+        refuse_inputs(frames_out, [out])
     for path in (out, frames_out):
         if path is not None:
-            check_output(path, overwrite)
+            check_output(path, overwrite, inputs=[root])
     parts.mkdir(parents=True)
     tmp = parts / ".settings.json.tmp"
     tmp.write_text(json.dumps(fingerprint, indent=2))

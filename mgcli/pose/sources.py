@@ -26,6 +26,7 @@ class VideoJob:
     openpose_xlsx: Path | None
     light_hand_csv: Path | None
     clips: pd.DataFrame  # this video's rows of the clip table
+    error: str = ""  # why this video cannot be processed (a malformed label file), found by plan()
 
     def skeleton_file(self, prefer: str) -> tuple[str, Path] | None:
         """``(native layout, path)`` of the released skeleton to read (xlsx, light_hand or auto)."""
@@ -82,9 +83,18 @@ def plan(
     is_release = root.is_dir() and bool(find_split_folders(root))
     if is_release:
         release = Release(root, label_map, test_labels)
-        table = release.clips(check_frames=check_frames)
+        errors: dict[str, str] = {}
+        table = release.clips(check_frames=check_frames, errors=errors)
         jobs = [
-            VideoJob(vid, e.split, e.video, e.openpose_xlsx, e.light_hand_csv, table[table["video_id"] == vid])
+            VideoJob(
+                vid,
+                e.split,
+                e.video,
+                e.openpose_xlsx,
+                e.light_hand_csv,
+                table[table["video_id"] == vid],
+                errors.get(vid, ""),
+            )
             for vid, e in sorted(release.videos.items())
         ]
         return jobs, table
@@ -98,8 +108,10 @@ def plan(
     if clips_csv is not None:
         table = read_clips_csv(clips_csv, set(ids))
     else:
+        # One clip per video, the whole of it. A video that cannot be read keeps a row (its length
+        # unknown) so that extract-pose reports it with the others and goes on.
         rows = [
-            (f"{vid}_0", vid, "test", 0, probe_video(p).frames - 1, -1, -1) for vid, p in zip(ids, videos, strict=True)
+            (f"{vid}_0", vid, "test", 0, _frames_or_zero(p) - 1, -1, -1) for vid, p in zip(ids, videos, strict=True)
         ]
         table = pd.DataFrame.from_records(rows, columns=list(CLIP_COLUMNS))
     jobs = [
@@ -108,6 +120,13 @@ def plan(
         if (table["video_id"] == vid).any()
     ]
     return jobs, table
+
+
+def _frames_or_zero(video: Path) -> int:
+    try:
+        return probe_video(video).frames
+    except DataError:
+        return 1  # probed again, and reported, when the video is processed
 
 
 def missing_skeleton(job: VideoJob, prefer: str) -> DataError:
