@@ -63,8 +63,11 @@ def init(use_cuda: bool) -> Context:
     return Context(rank=rank, world=world, local_rank=local_rank, device=device)
 
 
-def shutdown() -> None:
-    if dist.is_initialized():
+def shutdown(ok: bool = True) -> None:
+    """Leave the process group. After a failure there is no barrier (the other processes may be
+    waiting in a collective that will never complete): this process just leaves, and its launcher
+    stops the others."""
+    if dist.is_initialized() and ok:
         dist.barrier()
         dist.destroy_process_group()
 
@@ -114,6 +117,27 @@ def spawn(nprocs: int, fn: Callable[..., Any], *args: Any) -> None:
     """Run ``fn(*args)`` in ``nprocs`` fresh processes on this machine, joined in one process group.
 
     A failing process stops the others; its exception is raised here."""
+    import signal
+
     import torch.multiprocessing as mp
 
-    mp.start_processes(_spawned, args=(nprocs, free_port(), fn, args), nprocs=nprocs, start_method="spawn")
+    ctx = mp.start_processes(
+        _spawned, args=(nprocs, free_port(), fn, args), nprocs=nprocs, start_method="spawn", join=False
+    )
+
+    def stop(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, stop)  # `kill mg` takes the processes down with it
+    try:
+        while not ctx.join(timeout=1.0):  # raises as soon as one process fails (and stops the rest)
+            pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        for p in ctx.processes:
+            if p.is_alive():
+                p.terminate()
+        for p in ctx.processes:
+            p.join(timeout=10)
+            if p.is_alive():
+                p.kill()

@@ -48,6 +48,8 @@ def launch(
     except mp.ProcessRaisedException as e:
         last = str(e).strip().splitlines()[-1]
         raise MgError(f"a training process failed: {last}") from None
+    except mp.ProcessExitedException as e:
+        raise MgError(f"a training process died ({str(e).strip().splitlines()[0]}); the others were stopped") from None
     return json.loads((cfg.run_dir / "metrics.json").read_text())
 
 
@@ -70,6 +72,9 @@ def train_process(
     ctx = dist_.init(use_cuda)
     reporter: Reporter = RichReporter(quiet) if ctx.main else Reporter()
     try:
-        return train(cfg, ctx, resume, overwrite, reporter, plan)
-    finally:
-        dist_.shutdown()
+        metrics = train(cfg, ctx, resume, overwrite, reporter, plan)
+    except BaseException:
+        dist_.shutdown(ok=False)
+        raise
+    dist_.shutdown()
+    return metrics
