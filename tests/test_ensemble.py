@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -253,3 +254,221 @@ def test_ensemble_rows(two: tuple[Path, Path], tmp_path: Path) -> None:
     assert row.test_top1 is None and fused.test_top5 is None
     (tmp_path / "run").mkdir()
     assert input_name(tmp_path / "run") == "run" and input_name(a) == str(a)
+
+
+# ---------------------------------------------------------------- the bounded, lazy weight search
+
+
+def _old_search(val: list, step: float) -> tuple[list[float], float]:
+    """The exhaustive search as it was: the full product grid, sorted by spread, one weighting at a time."""
+    import itertools
+
+    n, k = len(val), round(1 / step)
+    points = [c for c in itertools.product(range(k + 1), repeat=n - 1) if sum(c) <= k]
+    grid = np.array([[*c, k - sum(c)] for c in points], np.float64) / k
+    grid = grid[np.argsort(np.abs(grid - 1.0 / n).sum(axis=1), kind="stable")]
+    from mgcli.ensemble import column_labels
+
+    labels = column_labels(val[0])
+    known = labels >= 0
+    y = labels[known]
+    stack = np.stack([s.probs[known] for s in val])
+    best, best_w = None, None
+    for w in grid:
+        p = np.tensordot(w, stack, axes=1)
+        key = (float((p.argmax(1) == y).mean()), -float(-np.log(np.clip(p[np.arange(len(y)), y], 1e-12, None)).mean()))
+        if best is None or key > best:
+            best, best_w = key, w
+    return best_w.tolist(), best[0]
+
+
+def _random_scores(rng: np.random.Generator, n: int, clips: int, classes: int) -> list:
+    from mgcli.io.scores import Scores
+
+    y = rng.integers(0, classes, clips)
+    ids = [f"v{i}" for i in range(clips)]
+    return [Scores(ids, y, rng.dirichlet(np.ones(classes) * 0.5, clips), list(range(classes))) for _ in range(n)]
+
+
+def test_lazy_grid_is_the_full_enumeration_and_its_count() -> None:
+    import itertools
+    import math
+
+    from mgcli.ensemble import grid_size, simplex_chunks
+
+    for n in range(1, 5):
+        for k in range(7):
+            full = [(*c, k - sum(c)) for c in itertools.product(range(k + 1), repeat=n - 1) if sum(c) <= k]
+            for chunk in (1, 4, 65536):
+                chunks = list(simplex_chunks(n, k, chunk))
+                assert all(1 <= len(c) <= chunk and c.shape[1] == n for c in chunks)
+                assert [tuple(r) for c in chunks for r in c.tolist()] == full, (n, k, chunk)
+            assert grid_size(n, k) == len(full) == math.comb(k + n - 1, n - 1)
+    assert grid_size(5, 100) == 4_598_126
+    # the sorted small grid still starts at equal weights and holds every point once
+    g = simplex_grid(4, 0.25)
+    assert g[0].tolist() == [0.25] * 4 and len({tuple(r) for r in g.tolist()}) == len(g) == grid_size(4, 4)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 4])
+def test_search_keeps_the_exhaustive_result(n: int) -> None:
+    rng = np.random.default_rng(n)
+    for step in (0.5, 0.25, 0.2, 0.1):
+        for clips in (5, 17):
+            val = _random_scores(rng, n, clips, 4)
+            w, top1 = search_weights(val, step)
+            w_old, top1_old = _old_search(val, step)
+            assert w == w_old and top1 == top1_old, (step, clips)
+
+
+def test_search_in_many_chunks_is_the_same_and_reports_progress(monkeypatch: pytest.MonkeyPatch) -> None:
+    import mgcli.ensemble as ensemble
+
+    val = _random_scores(np.random.default_rng(7), 3, 20, 5)
+    calls: list[tuple[int, int]] = []
+    w, top1 = search_weights(val, 0.05, progress=lambda done, total: calls.append((done, total)))
+    total = ensemble.grid_size(3, 20)
+    assert calls[0] == (0, total) and calls[-1] == (total, total)
+    monkeypatch.setattr(ensemble, "_CHUNK_VALUES", 20 * 5 * 7)  # 7 weightings a chunk
+    chunked: list[tuple[int, int]] = []
+    assert search_weights(val, 0.05, progress=lambda d, t: chunked.append((d, t))) == (w, top1)
+    done = [d for d, _ in chunked]
+    assert len(chunked) == 1 + -(-total // 7) and done == sorted(done) and done[-1] == total
+    assert all(d - p <= 7 for p, d in zip(done, done[1:], strict=False))
+    assert (w, top1) == _old_search(val, 0.05)
+
+
+def test_identical_inputs_tie_to_equal_weights() -> None:
+    """Mixtures of one model are all the same mixture: the tie goes to equal weights, not to float noise."""
+    (s,) = _random_scores(np.random.default_rng(3), 1, 30, 6)
+    w, _ = search_weights([s, s, s], 0.1)
+    assert w == [0.3, 0.3, 0.4]  # the least spread (3/3/4 tenths and permutations), the first of them
+    assert search_weights([s, s], 0.1)[0] == [0.5, 0.5]
+
+
+def test_grid_cap_and_step_checks() -> None:
+    from mgcli.ensemble import MAX_WEIGHTINGS, check_grid, finest_divisions, grid_size
+
+    assert finest_divisions(5) == 80 and grid_size(5, 80) <= MAX_WEIGHTINGS < grid_size(5, 81)
+    assert check_grid(5, 0.0125) == 80 and check_grid(3, 1 / 3) == 3 and check_grid(3, 0.333333) == 3
+    with pytest.raises(MgError, match="2,024,785 weightings, over the cap of 2,000,000.* 0.0125 \\(1/80\\)"):
+        check_grid(5, 1 / 81)
+    with pytest.raises(MgError, match="more than 10\\^300 weightings"):
+        check_grid(2, 1e-300)
+    for n in (2, 3, 4, 7, 10, 30):  # the suggested step reads back as the finest grid that fits
+        k = finest_divisions(n)
+        with pytest.raises(MgError, match="over the cap") as refused:
+            check_grid(n, 1 / (k + 1))
+        suggested = float(str(refused.value).rsplit(" is ", 1)[1].split()[0])
+        assert check_grid(n, suggested) == k
+    in_range = "in \\(0, 1\\]"
+    for bad, message in ((0, in_range), (1.5, in_range), (float("nan"), in_range), (0.3, "divide 1")):
+        with pytest.raises(MgError, match=message):
+            check_grid(2, bad)
+
+
+def _one_line_error(res: Any, *parts: str) -> None:
+    assert res.exit_code == 2, res.output
+    assert "Traceback" not in res.output and "internal error" not in res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:"), res.output
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+
+
+def test_cli_refuses_a_grid_over_the_cap(two: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two
+    out = tmp_path / "o.csv"
+    inputs = [str(a), str(b), str(a), str(b), str(a)]
+    vals = [x for v in inputs for x in ("--val", v)]
+    res = runner.invoke(app, ["ensemble", *inputs, "--search-weights", "--step", "0.01", *vals, "-o", str(out)])
+    _one_line_error(res, "4,598,126 weightings", "cap of 2,000,000", "finest step that fits 5 inputs is 0.0125 (1/80)")
+    assert not out.exists()
+    step = ["--search-weights", "--step", "0.3", "--val", str(a), "--val", str(b)]
+    res = runner.invoke(app, ["ensemble", str(a), str(b), *step, "-o", str(out)])
+    _one_line_error(res, "--step must divide 1")
+
+
+def test_search_without_validation_scores_is_refused(two: tuple[Path, Path], tmp_path: Path) -> None:
+    a, b = two
+    out = tmp_path / "o.csv"
+    res = runner.invoke(app, ["ensemble", str(a), str(b), "--search-weights", "-o", str(out)])
+    _one_line_error(res, "no validation scores", "--val", "scores-val.csv", "never tunes on the test scores")
+    assert not out.exists()
+    with pytest.raises(MgError, match="no validation scores"):
+        run_ensemble([a, b], search=True)
+    # a run folder with scores-val.csv beside a plain CSV: the CSV is named
+    run = tmp_path / "run"
+    run.mkdir()
+    s = read_scores(a)
+    write_scores(run / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
+    write_scores(run / "scores-val.csv", s.clip_ids, s.labels, s.probs, s.classes)
+    res = runner.invoke(app, ["ensemble", str(run), str(b), "--search-weights", "-o", str(out)])
+    _one_line_error(res, f"{b}: no validation scores")
+    # a test input given as a validation file is not validation scores either
+    res = runner.invoke(
+        app, ["ensemble", str(a), str(b), "--search-weights", "--val", str(run), "--val", str(b), "-o", str(out)]
+    )
+    _one_line_error(res, "is also the test input", "never tunes on the test scores")
+    assert not out.exists()
+
+
+def test_output_that_is_an_input_is_refused(two: tuple[Path, Path], tmp_path: Path) -> None:
+    from mgcli.ensemble import write_ensemble
+
+    a, b = two
+    before = a.read_bytes()
+    for out in (a, tmp_path / "x" / ".." / "a.csv"):
+        res = runner.invoke(app, ["ensemble", str(a), str(b), "-o", str(out), "--overwrite"])
+        _one_line_error(res, "the output would replace the input", "a.csv")
+    link = tmp_path / "link.csv"
+    link.symlink_to(a)
+    res = runner.invoke(app, ["ensemble", str(link), str(b), "-o", str(a), "--overwrite"])
+    _one_line_error(res, "the output would replace the input")
+    with pytest.raises(MgError, match="would replace the input"):
+        write_ensemble(run_ensemble([a, b])[0], a, overwrite=True)
+    assert a.read_bytes() == before and not (tmp_path / "a-report.json").exists()
+    # a folder output over a run folder input, or over a validation file it would rewrite
+    runs = []
+    for name, src in (("ra", a), ("rb", b)):
+        d = tmp_path / name
+        d.mkdir()
+        s = read_scores(src)
+        write_scores(d / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
+        write_scores(d / "scores-val.csv", s.clip_ids, s.labels, s.probs, s.classes)
+        runs.append(d)
+    kept = {p: p.read_bytes() for d in runs for p in d.iterdir()}
+    res = runner.invoke(app, ["ensemble", *map(str, runs), "-o", str(runs[0]), "--overwrite"])
+    _one_line_error(res, "scores-test.csv: the output would replace the input")
+    val_run = runs[1] / "scores-val.csv"
+    vals = ["--val", str(runs[0]), "--val", str(val_run)]
+    res = runner.invoke(app, ["ensemble", str(a), str(b), *vals, "-o", str(runs[1]), "--overwrite"])
+    _one_line_error(res, "scores-val.csv: the output would replace the input")
+    assert {p: p.read_bytes() for d in runs for p in d.iterdir()} == kept
+
+
+@pytest.mark.parametrize(
+    ("val_b", "message"),
+    [
+        (None, "1 validation files for 2 inputs"),
+        ("clip_id,label,0,1,2\nc1,0,0.5,0.5,0\nc9,1,0.5,0.5,0\nc3,2,0.2,0.2,0.6\n", "vb.csv: clip ids differ"),
+        ("clip_id,label,0,1\nc1,0,0.5,0.5\nc2,1,0.5,0.5\nc3,1,0.2,0.8\n", "vb.csv: class columns differ"),
+        ("missing", "vb.csv: scores file not found"),
+    ],
+)
+def test_validation_mismatch_is_one_line(
+    two: tuple[Path, Path], tmp_path: Path, val_b: str | None, message: str
+) -> None:
+    a, b = two
+    va, vb = tmp_path / "va.csv", tmp_path / "vb.csv"
+    va.write_bytes(a.read_bytes())
+    vals = ["--val", str(va)]
+    if val_b is not None:
+        if val_b != "missing":
+            vb.write_text(val_b)
+        vals += ["--val", str(vb)]
+    for search in ([], ["--search-weights"]):
+        res = runner.invoke(app, ["ensemble", str(a), str(b), *vals, *search, "-o", str(tmp_path / "o.csv")])
+        _one_line_error(res, message)
+    assert not (tmp_path / "o.csv").exists()
