@@ -1,0 +1,324 @@
+"""Hostile inputs: the malformed files and options users really produce, for every command.
+
+Each case runs ``mg`` in-process and asserts the exit code, that stderr holds one line naming the
+file (or option) and the problem, that no traceback is printed, and that nothing written before
+(the inputs, an existing output) changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mgcli.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def arts(small_sample: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A release copy, its poses.h5, joint heatmaps, scores CSVs and a tiny trained run."""
+    d = tmp_path_factory.mktemp("hostile")
+    release = d / "release"
+    shutil.copytree(small_sample, release)
+    poses, hm = d / "poses.h5", d / "hm.h5"
+    for args in (
+        ["extract-pose", str(release), "-o", str(poses)],
+        ["build-heatmaps", str(poses), "--layout", "upper22", "-o", str(hm), "--size", "32"],
+        [
+            "train-branch", "-c", "pipelines/sample_pose_joint.yaml", f"data.path={hm}", "--out-dir", str(d / "runs"),
+            "--name", "tiny", "train.epochs=1", "model.base_channels=4", "data.workers=0", "train.min_steps=0",
+        ],
+    ):  # fmt: skip
+        r = runner.invoke(app, ["-q", *args])
+        assert r.exit_code == 0, r.output
+    return {"dir": d, "release": release, "poses": poses, "hm": hm, "run": d / "runs" / "tiny"}
+
+
+def digest(paths: list[Path]) -> dict[str, str]:
+    out = {}
+    for p in paths:
+        files = sorted(q for q in p.rglob("*") if q.is_file()) if p.is_dir() else [p] if p.exists() else []
+        for q in files:
+            out[str(q)] = hashlib.sha256(q.read_bytes()).hexdigest()
+    return out
+
+
+@dataclass
+class Case:
+    name: str
+    # (artifacts, scratch folder) -> (argv, files that must not change, text the message must hold)
+    make: Callable[[dict[str, Path], Path], tuple[list[str], list[Path], str]]
+    code: int = 2
+
+
+def _label_case(row: str) -> Callable[[dict[str, Path], Path], tuple[list[str], list[Path], str]]:
+    """A release whose first training video's label file gets ``row``: that video is reported and
+    left out, the others are extracted (exit 1)."""
+
+    def make(a: dict[str, Path], tmp: Path) -> tuple[list[str], list[Path], str]:
+        rel = tmp / "rel"
+        shutil.copytree(a["release"], rel)
+        label = sorted(rel.glob("imigue_skeleton_train/*/*_label.csv"))[0]
+        label.write_text(label.read_text() + row + "\n")
+        return ["extract-pose", str(rel), "-o", str(tmp / "p.h5")], [label], "failed"
+
+    return make
+
+
+def _garbage_h5(a: dict[str, Path], tmp: Path) -> Path:
+    bad = tmp / "bad.h5"
+    data = bytearray(a["poses"].read_bytes())
+    rng = np.random.default_rng(0)
+    data[4096:] = rng.integers(0, 256, len(data) - 4096, dtype=np.uint8).tobytes()  # header intact
+    bad.write_bytes(bytes(data))
+    return bad
+
+
+def _random_file(tmp: Path, name: str) -> Path:
+    p = tmp / name
+    p.write_bytes(np.random.default_rng(1).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    return p
+
+
+def _scores(tmp: Path, text: str, name: str = "s.csv") -> Path:
+    p = tmp / name
+    p.write_text(text)
+    return p
+
+
+def _read_only(tmp: Path) -> Path:
+    ro = tmp / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    return ro
+
+
+def _train(a: dict[str, Path], tmp: Path, *extra: str) -> list[str]:
+    return [
+        "train-branch", "-c", "pipelines/sample_pose_joint.yaml", f"data.path={a['hm']}", "--out-dir", str(tmp),
+        "--name", "x", "train.epochs=1", "model.base_channels=4", "data.workers=0", *extra,
+    ]  # fmt: skip
+
+
+CASES = [
+    # label files: one bad video is reported and left out, the rest complete
+    Case("label text row", _label_case("touch,5,9"), 1),
+    Case("label reversed frames", _label_case("3,50,10"), 1),
+    Case("label negative frame", _label_case("3,-5,10"), 1),
+    Case("label inf", _label_case("23,20,inf"), 1),
+    Case("label 23 digits", _label_case("23,20,12345678901234567890123"), 1),
+    Case("label fractional", _label_case("23.7,20.5,61.2"), 1),
+    Case("label past the video", _label_case("7,500,70000"), 1),
+    # artifacts of the wrong kind, truncated, random, garbage body
+    Case("heatmaps from heatmaps", lambda a, t: (["build-heatmaps", str(a["hm"]), "-o", str(t / "o.h5")], [], "poses")),
+    Case(
+        "random h5", lambda a, t: (["build-heatmaps", str(_random_file(t, "r.h5")), "-o", str(t / "o.h5")], [], "HDF5")
+    ),
+    Case(
+        "truncated h5",
+        lambda a, t: (
+            ["build-heatmaps", str(_truncate(a["poses"], t)), "-o", str(t / "o.h5")],
+            [],
+            "cut.h5",
+        ),
+    ),
+    Case(
+        "garbage body h5",
+        lambda a, t: (["build-heatmaps", str(_garbage_h5(a, t)), "-o", str(t / "o.h5")], [], "bad.h5"),
+    ),
+    Case("inspect garbage body h5", lambda a, t: (["inspect", str(_garbage_h5(a, t))], [], "bad.h5")),
+    Case(
+        "submit random clips file",
+        lambda a, t: (
+            [
+                "submit",
+                str(a["run"] / "scores-test.csv"),
+                "--release",
+                str(_random_file(t, "r.h5")),
+                "-o",
+                str(t / "s.zip"),
+            ],
+            [],
+            "r.h5",
+        ),
+    ),  # noqa: E501
+    # scores CSVs
+    Case("scores NaN", lambda a, t: (["report", str(_scores(t, "clip_id,label,0,1\na,0,nan,0.5\n"))], [], "s.csv")),
+    Case("scores no class columns", lambda a, t: (["report", str(_scores(t, "clip_id,label\na,0\n"))], [], "s.csv")),
+    Case(
+        "scores duplicate ids",
+        lambda a, t: (["report", str(_scores(t, "clip_id,label,0,1\na,0,0.5,0.5\na,1,0.2,0.8\n"))], [], "s.csv"),
+    ),  # noqa: E501
+    Case("scores text", lambda a, t: (["report", str(_scores(t, "hello world\n"))], [], "s.csv")),
+    # checkpoints
+    Case("malicious pickle", lambda a, t: (["evaluate", str(_pickle(t)), "-o", str(t / "o.csv")], [], "model.pt")),
+    Case(
+        "random checkpoint",
+        lambda a, t: (["evaluate", str(_random_file(t, "model.pt")), "-o", str(t / "o.csv")], [], "model.pt"),
+    ),  # noqa: E501
+    # configs
+    Case("unknown key", lambda a, t: (_train(a, t, "train.bogus=1"), [], "train.bogus")),
+    Case("wrong type", lambda a, t: (_train(a, t, "train.epochs=many"), [], "train.epochs")),
+    Case("negative lr", lambda a, t: (_train(a, t, "optim.lr=-0.1"), [], "optim.lr")),
+    Case("zero clip_len", lambda a, t: (_train(a, t, "data.view.clip_len=0"), [], "clip_len")),
+    Case("zero num_clips", lambda a, t: (_train(a, t, "data.view.num_clips=0"), [], "num_clips")),
+    Case("yaml syntax", lambda a, t: (["train-branch", "-c", str(_scores(t, "train: [1,\n", "c.yaml"))], [], "c.yaml")),
+    # options
+    Case(
+        "sigma -1",
+        lambda a, t: (["build-heatmaps", str(a["poses"]), "--sigma", "-1", "-o", str(t / "o.h5")], [], "sigma"),
+    ),
+    Case(
+        "size 0", lambda a, t: (["build-heatmaps", str(a["poses"]), "--size", "0", "-o", str(t / "o.h5")], [], "size")
+    ),
+    Case("seed -1", lambda a, t: (["sample-data", str(t / "s"), "--seed", "-1"], [], "seed")),
+    Case(
+        "skeleton-file bogus",
+        lambda a, t: (
+            ["extract-pose", str(a["release"]), "--skeleton-file", "bogus", "-o", str(t / "p.h5")],
+            [],
+            "skeleton-file",
+        ),
+    ),  # noqa: E501
+    Case(
+        "frame-size 0",
+        lambda a, t: (
+            [
+                "extract-pose",
+                str(a["release"]),
+                "--frames-out",
+                str(t / "f.h5"),
+                "--frame-size",
+                "0",
+                "-o",
+                str(t / "p.h5"),
+            ],
+            [],
+            "frame-size",
+        ),
+    ),  # noqa: E501
+    Case(
+        "jpeg-quality 500",
+        lambda a, t: (
+            ["extract-pose", str(a["release"]), "--jpeg-quality", "500", "-o", str(t / "p.h5")],
+            [],
+            "jpeg-quality",
+        ),
+    ),  # noqa: E501
+    Case(
+        "scope bogus",
+        lambda a, t: (["extract-pose", str(a["release"]), "--scope", "bogus", "-o", str(t / "p.h5")], [], "scope"),
+    ),  # noqa: E501
+    Case(
+        "workers -2",
+        lambda a, t: (["extract-pose", str(a["release"]), "--workers", "-2", "-o", str(t / "p.h5")], [], "workers"),
+    ),  # noqa: E501
+    Case(
+        "max-persons 0",
+        lambda a, t: (
+            ["extract-pose", str(a["release"]), "--max-persons", "0", "-o", str(t / "p.h5")],
+            [],
+            "max-persons",
+        ),
+    ),  # noqa: E501
+    # outputs
+    Case(
+        "output is the checkpoint",
+        lambda a, t: (
+            ["evaluate", str(a["run"] / "model.pt"), "-o", str(a["run"] / "model.pt"), "--overwrite"],
+            [a["run"] / "model.pt"],
+            "both an input and an output",
+        ),
+    ),  # noqa: E501
+    Case(
+        "frames-out is -o",
+        lambda a, t: (
+            ["extract-pose", str(a["release"]), "-o", str(t / "x.h5"), "--frames-out", str(t / "x.h5")],
+            [],
+            "both an input and an output",
+        ),
+    ),  # noqa: E501
+    Case(
+        "output exists",
+        lambda a, t: (["build-heatmaps", str(a["poses"]), "-o", str(a["hm"])], [a["hm"]], "--overwrite"),
+    ),
+    Case(
+        "output into a read-only folder",
+        lambda a, t: (
+            ["build-heatmaps", str(a["poses"]), "--layout", "upper22", "-o", str(_read_only(t) / "o.h5")],
+            [],
+            "permission denied",
+        ),
+    ),  # noqa: E501
+    Case(
+        "output under a file",
+        lambda a, t: (
+            ["build-heatmaps", str(a["poses"]), "--layout", "upper22", "-o", str(_scores(t, "x", "f.txt") / "o.h5")],
+            [],
+            "f.txt",
+        ),
+    ),  # noqa: E501
+    Case("report output exists", lambda a, t: (_reported(a, t), [t / "r-report.json"], "--overwrite")),
+]
+
+
+def _reported(a: dict[str, Path], tmp: Path) -> list[str]:
+    """``mg report`` once (it writes PREFIX-report.json); the case runs it again on the same prefix."""
+    args = ["report", str(a["run"] / "scores-test.csv"), "-o", str(tmp / "r")]
+    assert runner.invoke(app, ["-q", *args]).exit_code == 0
+    return args
+
+
+def _truncate(src: Path, tmp: Path) -> Path:
+    p = tmp / "cut.h5"
+    p.write_bytes(src.read_bytes()[: src.stat().st_size // 3])
+    return p
+
+
+def _pickle(tmp: Path) -> Path:
+    import pickle
+
+    class Boom:
+        def __reduce__(self) -> tuple:
+            return (Path.touch, (tmp / "PWNED",))
+
+    d = tmp / "m"
+    d.mkdir()
+    p = d / "model.pt"
+    p.write_bytes(pickle.dumps({"schema": Boom()}))
+    return p
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
+def test_hostile_input(case: Case, arts: dict[str, Path], tmp_path: Path) -> None:
+    argv, keep, must = case.make(arts, tmp_path)
+    if case.name == "output into a read-only folder" and _root():
+        pytest.skip("root ignores folder permissions")
+    protected = keep + [arts["poses"], arts["hm"], arts["run"]]
+    before = digest(protected)
+    r = runner.invoke(app, ["-q", *argv])
+    out = r.stderr if r.stderr_bytes is not None else r.output
+    assert r.exit_code == case.code, f"{case.name}: exit {r.exit_code}\n{r.output}"
+    assert "Traceback" not in r.output, r.output
+    assert r.exception is None or isinstance(r.exception, SystemExit), repr(r.exception)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    if case.code == 2:
+        assert len(lines) == 1 and lines[0].startswith("error:"), f"{case.name}: {out!r}"
+    assert must.lower() in r.output.lower(), f"{case.name}: {r.output!r}"
+    assert digest(protected) == before, f"{case.name}: an earlier file changed"
+    assert not (tmp_path / "PWNED").exists()
+    assert not list(tmp_path.rglob(".*.tmp-*")), "a temporary file was left"
+
+
+def _root() -> bool:
+    import os
+
+    return os.geteuid() == 0
