@@ -435,7 +435,12 @@ def _train_command(
     spec = MODELS.get(cfg.model["name"])
     if spec is not None and spec.input_kind not in kinds:
         raise MgError(f"model {cfg.model['name']} is not trained by {command} (reads {spec.input_kind})", config)
-    metrics = launch(cfg, gpus=gpus, procs=procs, cpu=cpu, resume=resume, overwrite=overwrite, quiet=state.quiet)
+    try:
+        metrics = launch(cfg, gpus=gpus, procs=procs, cpu=cpu, resume=resume, overwrite=overwrite, quiet=state.quiet)
+    except MgError as e:  # a problem of the config's values (model options...): name the config file
+        if e.path is None and config is not None:
+            raise MgError(e.message, config) from None
+        raise
     if not metrics:  # a torchrun process other than rank 0
         return
     splits = metrics.get("splits", {})
@@ -723,7 +728,10 @@ def report_cmd(
         lm = LabelMap.from_csv(label_map)
         names = [lm.names[c] if 0 <= c < lm.num_classes else f"class {c}" for c in s.classes]
     prefix = out if out is not None else scores.with_suffix("")
-    report, files = write_report(s, prefix, names, title=scores.name, overwrite=overwrite, inputs=[scores])
+    try:
+        report, files = write_report(s, prefix, names, title=scores.name, overwrite=overwrite, inputs=[scores])
+    except MgError as e:
+        raise MgError(e.message, e.path or scores) from None
     console.print(output.metrics_line(report))
     for table in output.report_tables(report, top):
         console.print(table)

@@ -33,6 +33,8 @@ def describe(path: str | Path, label_map: LabelMap = DEFAULT_LABEL_MAP) -> Rende
     if path.suffix == ".csv":
         if path.name.endswith("_label.csv"):
             return describe_label_file(path, label_map)
+        if path.name.endswith("_light_hand.csv"):
+            return describe_skeleton_file(path)
         return describe_scores(path)
     if path.suffix in (".pt", ".pth"):
         return describe_checkpoint(path)
@@ -132,6 +134,21 @@ def describe_label_file(path: Path, label_map: LabelMap) -> RenderableType:
     t.add_column("clips", justify="right")
     for label in sorted(set(labels)):
         t.add_row(str(label), label_map.names[label], str(labels.count(label)))
+    return t
+
+
+def describe_skeleton_file(path: Path) -> RenderableType:
+    """A released ``{vid}_light_hand.csv``: frames, their range, and how many points were seen."""
+    from mgcli.dataset.formats import read_light_hand_csv
+
+    frames, kp = read_light_hand_csv(path)
+    seen = kp[..., 2] > 0
+    t = Table(title=f"{path.name}: OpenPose light_hand skeleton (35 points)", title_justify="left", title_style="bold")
+    t.add_column("field")
+    t.add_column("value")
+    t.add_row("rows (frames with a person)", f"{len(frames):,}")
+    t.add_row("frame range", f"{int(frames.min())}-{int(frames.max())}" if len(frames) else "-")
+    t.add_row("points seen per row", f"{seen.sum(1).mean():.1f} of 35" if len(frames) else "-")
     return t
 
 

@@ -322,3 +322,106 @@ def _root() -> bool:
     import os
 
     return os.geteuid() == 0
+
+
+# --------------------------------------------------------------------------- one bad item
+
+
+def test_a_truncated_video_in_a_plain_folder_is_left_out(tmp_path: Path) -> None:
+    from conftest import write_video
+    from mgcli.io.poses import PosesFile
+
+    videos = tmp_path / "videos"
+    write_video(videos / "good.mp4", 12, size=(96, 128))
+    (videos / "broken.mp4").write_bytes((videos / "good.mp4").read_bytes()[:600])
+    out = tmp_path / "poses.h5"
+    r = runner.invoke(
+        app, ["-q", "extract-pose", str(videos), "--source", "video", "--backend", "mediapipe", "-o", str(out)]
+    )
+    assert r.exit_code == 1, r.output
+    assert "broken" in r.output and "1 video(s) failed" in r.output and "Traceback" not in r.output
+    with PosesFile(out) as p:
+        assert p.video_ids == ["good"] and p["good"].keypoint.shape[1] == 12
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(
+    arts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil as sh
+
+    import mgcli.io.h5 as h5
+
+    real = sh.disk_usage
+    monkeypatch.setattr(h5.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+    out = tmp_path / "hm.h5"
+    r = runner.invoke(app, ["-q", "build-heatmaps", str(arts["poses"]), "--layout", "upper22", "-o", str(out)])
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "no space left on device" in lines[0], r.output
+    assert not out.exists() and not list(tmp_path.iterdir())
+
+
+def test_build_heatmaps_leaves_out_a_clip_it_cannot_build(
+    arts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mgcli.heatmaps.build as build
+    from mgcli.io.heatmaps import HeatmapsFile
+
+    real, calls = build.render_clip, []
+
+    def flaky(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        if len(calls) == 2:
+            raise ValueError("a broken clip")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(build, "render_clip", flaky)
+    out = tmp_path / "hm.h5"
+    r = runner.invoke(app, ["-q", "build-heatmaps", str(arts["poses"]), "--layout", "upper22", "-o", str(out)])
+    assert r.exit_code == 1 and "a broken clip" in r.output and "1 clip(s) failed" in r.output, r.output
+    with HeatmapsFile(out) as hm:
+        assert len(hm.clips) == len(calls) - 1
+
+
+def test_a_damaged_part_file_is_redone_on_resume(arts: dict[str, Path], tmp_path: Path) -> None:
+    from mgcli.io.poses import PosesFile
+    from mgcli.pose.extract import ExtractOptions, extract_pose, parts_dir_for
+
+    out = tmp_path / "poses.h5"
+
+    def stop_after_two(outcome: object, seen: list[int] = []) -> None:  # noqa: B006
+        seen.append(1)
+        if len(seen) == 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        extract_pose(arts["release"], out, ExtractOptions(), on_video=stop_after_two)
+    parts = sorted(parts_dir_for(out).glob("*.h5"))
+    assert len(parts) == 2
+    parts[0].write_bytes(parts[0].read_bytes()[:500])  # cut short, as a failing disk would
+    r = runner.invoke(app, ["-q", "extract-pose", str(arts["release"]), "-o", str(out), "--resume"])
+    assert r.exit_code == 0, r.output
+    with PosesFile(out) as mine, PosesFile(arts["poses"]) as whole:
+        assert mine.video_ids == whole.video_ids
+        for vid in whole.video_ids:
+            np.testing.assert_array_equal(mine[vid].keypoint, whole[vid].keypoint)
+
+
+def test_a_failing_rank_stops_a_distributed_run(arts: dict[str, Path], tmp_path: Path) -> None:
+    import subprocess
+    import sys
+    import time
+
+    bad = tmp_path / "bad.h5"
+    data = bytearray(arts["hm"].read_bytes())
+    half = len(data) // 2
+    data[half : half + min(300_000, len(data) // 3)] = bytes(min(300_000, len(data) // 3))
+    bad.write_bytes(bytes(data))
+    t0 = time.perf_counter()
+    r = subprocess.run(
+        [sys.executable, "-m", "mgcli", "-q", *_train(arts, tmp_path, f"data.path={bad}", "train.batch_size=2"),
+         "train.epochs=3", "--procs", "2"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert "a training process failed" in r.stderr and "Traceback" not in r.stderr
+    assert time.perf_counter() - t0 < 240

@@ -55,5 +55,8 @@ def init_from_branches(cfg: RunConfig, model: torch.nn.Module, class_names: list
         report.source = "init_from"
         return report
     except MgError as e:
-        bad = next((paths[m] for m in paths if m in e.message), cfg.init_from[0])
+        # the loaders name the branch they were filling ("the pose branch", "the rgb (MViT) branch")
+        bad = next((paths[m] for m in paths if f"the {m} " in e.message), None)
+        if bad is None:
+            bad = next((paths[m] for m in paths if m in e.message), cfg.init_from[0])
         raise MgError(f"init_from: {e.message}", bad) from None
