@@ -425,3 +425,43 @@ def test_a_failing_rank_stops_a_distributed_run(arts: dict[str, Path], tmp_path:
     assert r.returncode == 2, r.stderr
     assert "a training process failed" in r.stderr and "Traceback" not in r.stderr
     assert time.perf_counter() - t0 < 240
+
+
+def test_build_heatmaps_killed_at_a_random_point_then_rerun_gives_the_same_artifact(
+    arts: dict[str, Path], tmp_path: Path
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import h5py
+
+    def contents(path: Path) -> dict[str, bytes]:
+        out: dict[str, bytes] = {}
+
+        def take(key: str, v: object) -> None:
+            if isinstance(v, h5py.Dataset):
+                a = np.asarray(v[()])
+                out[key] = repr(a.tolist()).encode() if a.dtype.kind == "O" else a.tobytes()
+
+        with h5py.File(path, "r") as f:
+            f.visititems(take)
+        return out
+
+    out = tmp_path / "hm.h5"
+    args = [sys.executable, "-m", "mgcli", "-q", "build-heatmaps", str(arts["poses"]), "--layout", "upper22"]
+    proc = subprocess.Popen([*args, "-o", str(out)])
+    deadline = time.time() + 120
+    while not list(tmp_path.glob(".hm.h5.tmp-*")) and time.time() < deadline:  # the build has begun
+        time.sleep(0.002)
+    time.sleep(np.random.default_rng().uniform(0.0, 0.05))  # a random point inside it
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists()  # nothing half-written under the final name
+    subprocess.run([*args, "-o", str(out)], check=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["hm.h5"]  # the killed run's temporary is gone
+    ref = tmp_path.parent / f"{tmp_path.name}-ref.h5"
+    subprocess.run([*args, "-o", str(ref)], check=True)
+    assert contents(out) == contents(ref)

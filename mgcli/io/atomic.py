@@ -45,6 +45,24 @@ def check_output(path: str | Path, overwrite: bool, inputs: Iterable[str | Path 
     return path
 
 
+def remove_stale_temps(path: Path) -> None:
+    """Remove the temporaries of ``path`` left by processes that no longer run (``kill -9``)."""
+    for tmp in path.parent.glob(f".{path.name}.tmp-*"):
+        pid = tmp.name[len(f".{path.name}.tmp-") :].partition("-")[0]
+        if pid.isdigit() and int(pid) != os.getpid() and not _alive(int(pid)):
+            _remove(tmp)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}-{secrets.token_hex(3)}")
 
@@ -74,6 +92,8 @@ class AtomicOutput:
 
     def __init__(self, path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path | None] = ()) -> None:
         self.path = check_output(path, overwrite, inputs)
+        if self.path.parent.is_dir():
+            remove_stale_temps(self.path)
         self.tmp = temp_name(self.path)
 
     def commit(self) -> None:
