@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from mgcli.errors import DataError, MgError, OutputExistsError
+from mgcli.io.atomic import same_file
 from mgcli.io.scores import Scores, check_probabilities, read_scores, write_scores
 from mgcli.report import topk_accuracy
 
@@ -395,18 +395,6 @@ def output_paths(out: str | Path) -> dict[str, Path]:
     if out.suffix.lower() == ".csv":
         return {"test": out}
     return {split: out / f"scores-{split}.csv" for split in ("test", "val")}
-
-
-def same_file(a: str | Path, b: str | Path) -> bool:
-    """Whether two paths name one file: :func:`os.path.samefile` when both exist (links, case
-    folding), else the same resolved path."""
-    a, b = Path(a), Path(b)
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def ensemble_output_files(out: str | Path) -> list[Path]:

@@ -167,18 +167,26 @@ def test_cli_argument_errors(two: tuple[Path, Path], tmp_path: Path) -> None:
     assert res.exit_code == 2 and out.read_text() == "keep me"
 
 
+def run_folders(tmp: Path, sources: tuple[Path, ...], other_val: bool = False) -> list[Path]:
+    """Run folders ra, rb, ... holding each source as scores-test.csv and as scores-val.csv (its
+    classes reversed with ``other_val``)."""
+    runs = []
+    for name, src in zip(("ra", "rb", "rc"), sources, strict=False):
+        d = tmp / name
+        d.mkdir()
+        s = read_scores(src)
+        write_scores(d / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
+        val = s.probs[:, ::-1].copy() if other_val else s.probs
+        write_scores(d / "scores-val.csv", s.clip_ids, s.labels, val, s.classes)
+        runs.append(d)
+    return runs
+
+
 def test_folder_output_nests_as_an_input(two: tuple[Path, Path], tmp_path: Path) -> None:
     """Run folders bring their validation scores: the table gains a val column, a folder output
     holds the fused scores of both splits, and that folder is itself an input of another ensemble."""
     a, b = two
-    runs = []
-    for name, src in (("ra", a), ("rb", b)):
-        d = tmp_path / name
-        d.mkdir()
-        s = read_scores(src)
-        write_scores(d / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
-        write_scores(d / "scores-val.csv", s.clip_ids, s.labels, s.probs[:, ::-1].copy(), s.classes)  # other val
-        runs.append(d)
+    runs = run_folders(tmp_path, (a, b), other_val=True)
     out = tmp_path / "j_l"
     res = runner.invoke(app, ["ensemble", *map(str, runs), "--weights", "0.4,0.6", "-o", str(out)])
     assert res.exit_code == 0, res.output
@@ -430,14 +438,7 @@ def test_output_that_is_an_input_is_refused(two: tuple[Path, Path], tmp_path: Pa
         write_ensemble(run_ensemble([a, b])[0], a, overwrite=True)
     assert a.read_bytes() == before and not (tmp_path / "a-report.json").exists()
     # a folder output over a run folder input, or over a validation file it would rewrite
-    runs = []
-    for name, src in (("ra", a), ("rb", b)):
-        d = tmp_path / name
-        d.mkdir()
-        s = read_scores(src)
-        write_scores(d / "scores-test.csv", s.clip_ids, s.labels, s.probs, s.classes)
-        write_scores(d / "scores-val.csv", s.clip_ids, s.labels, s.probs, s.classes)
-        runs.append(d)
+    runs = run_folders(tmp_path, (a, b))
     kept = {p: p.read_bytes() for d in runs for p in d.iterdir()}
     res = runner.invoke(app, ["ensemble", *map(str, runs), "-o", str(runs[0]), "--overwrite"])
     _one_line_error(res, "scores-test.csv: the output would replace the input")
