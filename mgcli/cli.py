@@ -75,9 +75,8 @@ def describe_exception(e: BaseException) -> str:
     device``); anything else is an internal error, with its place in the code and a pointer to
     ``--debug``."""
     if isinstance(e, OSError) and (e.strerror or e.errno):
-        where = e.filename if e.filename is not None else None
         problem = (e.strerror or os.strerror(e.errno or 0)).lower()
-        return f"{where}: {problem}" if where else problem
+        return f"{e.filename}: {problem}" if e.filename is not None else problem
     if isinstance(e, OSError):
         return f"{e}"
     import traceback
