@@ -465,3 +465,21 @@ def test_build_heatmaps_killed_at_a_random_point_then_rerun_gives_the_same_artif
     ref = tmp_path.parent / f"{tmp_path.name}-ref.h5"
     subprocess.run([*args, "-o", str(ref)], check=True)
     assert contents(out) == contents(ref)
+
+
+def test_extract_pose_on_a_full_disk_is_one_line(
+    arts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import shutil as sh
+
+    import mgcli.io.h5 as h5
+
+    real = sh.disk_usage
+    monkeypatch.setattr(h5.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+    out = tmp_path / "poses.h5"
+    r = runner.invoke(
+        app, ["-q", "extract-pose", str(arts["release"]), "-o", str(out), "--frames-out", str(tmp_path / "f.h5")]
+    )
+    lines = [ln for ln in r.output.splitlines() if ln.strip()]
+    assert r.exit_code == 2 and len(lines) == 1 and "no space left on device" in lines[0], r.output
+    assert not out.exists() and not list(tmp_path.rglob(".*.tmp-*"))

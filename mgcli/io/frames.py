@@ -19,7 +19,7 @@ import h5py
 import numpy as np
 
 from mgcli.errors import SchemaError
-from mgcli.io.h5 import H5Artifact, H5Writer, read_table
+from mgcli.io.h5 import H5Artifact, H5Writer, ensure_room, read_table
 
 JPEG = h5py.vlen_dtype(np.uint8)
 
@@ -45,6 +45,8 @@ def write_clip_jpegs(group: h5py.Group, clip_id: str, jpegs: Sequence[np.ndarray
     """One clip's JPEG frames as a variable-length dataset with its source frame numbers."""
     if len(jpegs) != len(frame_index) or not len(jpegs):
         raise ValueError(f"clip {clip_id}: {len(jpegs)} frames for {len(frame_index)} indices")
+    file = Path(group.file.filename)
+    ensure_room(file.parent, sum(int(j.nbytes) for j in jpegs), file)
     ds = group.create_dataset(clip_id, shape=(len(jpegs),), dtype=JPEG)
     for i, jpeg in enumerate(jpegs):
         ds[i] = jpeg
@@ -75,7 +77,6 @@ class FramesWriter(H5Writer):
 
     def add_encoded(self, clip_id: str, jpegs: Sequence[np.ndarray], frame_index: Sequence[int]) -> None:
         """Store one clip's already encoded JPEG frames (uint8 byte arrays)."""
-        self.ensure_room(sum(int(j.nbytes) for j in jpegs))
         write_clip_jpegs(self._frames, clip_id, jpegs, frame_index)
 
     def finish(self) -> None:

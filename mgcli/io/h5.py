@@ -112,6 +112,27 @@ def read_table(group: h5py.Group) -> pd.DataFrame:
     return pd.DataFrame(data, columns=columns)
 
 
+# HDF5 does not survive a full disk (it fails in flushes and object deallocation and can crash the
+# process), so writers stop first: before every item, ROOM_RESERVE bytes plus the item's raw size
+# must be free in the output's folder.
+ROOM_RESERVE = 8 << 20
+
+
+def ensure_room(folder: str | Path, nbytes: int, output: str | Path) -> None:
+    """One line naming ``output`` when fewer than ``nbytes`` + :data:`ROOM_RESERVE` bytes are free
+    in ``folder``."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < nbytes + ROOM_RESERVE:
+        raise MgError(
+            f"no space left on device: {free / 2**20:.1f} MiB free, about "
+            f"{(nbytes + ROOM_RESERVE) / 2**20:.1f} MiB needed for the next item",
+            output,
+        )
+
+
 class H5Writer:
     """Base of the artifact writers: an HDF5 file under a temporary name, renamed on :meth:`close`.
 
@@ -127,23 +148,9 @@ class H5Writer:
         self.f = h5py.File(self._out.tmp, "w")
         stamp(self.f, self.kind, **attrs)
 
-    # HDF5 does not survive a full disk (it fails in flushes and object deallocation and can crash
-    # the process), so writers stop first: before every item, RESERVE bytes plus the item's raw size
-    # must be free in the output's folder.
-    RESERVE = 8 << 20
-
     def ensure_room(self, nbytes: int) -> None:
         """Raise one line (the temporary file is then removed) when the disk is about to fill."""
-        try:
-            free = shutil.disk_usage(self._out.tmp.parent).free
-        except OSError:
-            return
-        if free < nbytes + self.RESERVE:
-            raise MgError(
-                f"no space left on device: {free / 2**20:.1f} MiB free, about "
-                f"{(nbytes + self.RESERVE) / 2**20:.1f} MiB needed for the next item",
-                self.path,
-            )
+        ensure_room(self._out.tmp.parent, nbytes, self.path)
 
     def set_clips(self, clips: pd.DataFrame) -> None:
         """The clip table every artifact carries (clip_id, video_id, start, end, label, split, ...)."""

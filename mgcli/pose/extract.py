@@ -33,6 +33,7 @@ from mgcli.dataset.release import probe_video
 from mgcli.errors import DataError, MgError, OutputExistsError
 from mgcli.io.atomic import AtomicOutput, check_output, refuse_inputs
 from mgcli.io.frames import FramesWriter, encode_jpeg, resize_short_side, write_clip_jpegs
+from mgcli.io.h5 import ensure_room
 from mgcli.io.poses import PosesWriter, VideoPoses
 from mgcli.pose.backends import BackendSpec, PoseBackend
 from mgcli.pose.layouts import convert, get_layout
@@ -254,6 +255,7 @@ def process_video(
                 processed = int(mask.sum())
             if native != target_layout:
                 kp, sc = convert(kp, sc, native, target_layout)
+            ensure_room(part_path.parent, kp.nbytes + sc.nbytes, part_path)
             f.create_dataset("keypoint", data=kp.astype(np.float32), compression="lzf")
             f.create_dataset("keypoint_score", data=sc.astype(np.float32), compression="lzf")
             f.attrs.update(
