@@ -344,15 +344,19 @@ def test_a_truncated_video_in_a_plain_folder_is_left_out(tmp_path: Path) -> None
         assert p.video_ids == ["good"] and p["good"].keypoint.shape[1] == 12
 
 
-def test_a_full_disk_is_one_line_and_leaves_no_temporary(
-    arts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def full_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every folder reports 1 MiB free (a real full disk needs a tmpfs, which needs root)."""
     import shutil as sh
 
     import mgcli.io.h5 as h5
 
     real = sh.disk_usage
     monkeypatch.setattr(h5.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+
+
+@pytest.mark.usefixtures("full_disk")
+def test_a_full_disk_is_one_line_and_leaves_no_temporary(arts: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "hm.h5"
     r = runner.invoke(app, ["-q", "build-heatmaps", str(arts["poses"]), "--layout", "upper22", "-o", str(out)])
     lines = [ln for ln in r.output.splitlines() if ln.strip()]
@@ -467,15 +471,8 @@ def test_build_heatmaps_killed_at_a_random_point_then_rerun_gives_the_same_artif
     assert contents(out) == contents(ref)
 
 
-def test_extract_pose_on_a_full_disk_is_one_line(
-    arts: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    import shutil as sh
-
-    import mgcli.io.h5 as h5
-
-    real = sh.disk_usage
-    monkeypatch.setattr(h5.shutil, "disk_usage", lambda p: real(p)._replace(free=1 << 20))
+@pytest.mark.usefixtures("full_disk")
+def test_extract_pose_on_a_full_disk_is_one_line(arts: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "poses.h5"
     r = runner.invoke(
         app, ["-q", "extract-pose", str(arts["release"]), "-o", str(out), "--frames-out", str(tmp_path / "f.h5")]
