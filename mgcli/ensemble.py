@@ -140,31 +140,17 @@ def grid_size(n: int, k: int) -> int:
     return math.comb(k + n - 1, n - 1)
 
 
-def _log10_grid_size(n: int, k: int) -> float:
-    return (math.lgamma(k + n) - math.lgamma(k + 1) - math.lgamma(n)) / math.log(10)
-
-
-def _grid_exceeds(n: int, k: int, cap: int) -> bool:
-    """``grid_size(n, k) > cap``, without computing a huge binomial exactly."""
-    if n == 1 or k >= cap:  # one point whatever k; else at least k + 1 points (and lgamma stays exact)
-        return n > 1 or cap < 1
-    est = _log10_grid_size(n, k)
-    if abs(est - math.log10(max(cap, 1))) > 1:
-        return est > math.log10(max(cap, 1))
-    return grid_size(n, k) > cap
-
-
 def finest_divisions(n: int, cap: int = MAX_WEIGHTINGS) -> int:
     """The largest ``k`` (finest step ``1/k``) whose grid over ``n`` inputs has at most ``cap``
     points; 0 when not even ``k = 1`` fits."""
-    if _grid_exceeds(n, 1, cap):
+    if grid_size(n, 1) > cap:
         return 0
     lo, hi = 1, max(1, cap)  # grid_size(n, k) >= k + 1 for n >= 2, and 1 for n == 1
-    if not _grid_exceeds(n, hi, cap):
+    if grid_size(n, hi) <= cap:
         return hi
     while hi - lo > 1:  # lo fits, hi does not
         mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if _grid_exceeds(n, mid, cap) else (mid, hi)
+        lo, hi = (lo, mid) if grid_size(n, mid) > cap else (mid, hi)
     return lo
 
 
@@ -185,9 +171,9 @@ def check_grid(n: int, step: float, cap: int = MAX_WEIGHTINGS) -> int:
     """``k = 1 / step`` once the step is valid and the grid over ``n`` inputs has at most ``cap``
     points; otherwise one line saying how many points that is and the finest step that fits."""
     k = grid_divisions(step)
-    if _grid_exceeds(n, k, cap):
-        est = math.log10(k) if k >= 10**15 else _log10_grid_size(n, k)  # lgamma cancels for huge k
-        size = f"{grid_size(n, k):,}" if est < 15 else f"more than 10^{math.floor(est)}"
+    count = grid_size(n, k)  # exact and cheap (n - 1 factors), even for a huge k
+    if count > cap:
+        size = f"{count:,}" if count < 10**15 else f"more than 10^{math.floor(math.log10(count))}"
         finest = finest_divisions(n, cap)
         fits = f"the finest step that fits {n} inputs is {_step_text(finest)}" if finest else f"no step fits {n} inputs"
         raise MgError(f"--step {step} over {n} inputs is {size} weightings, over the cap of {cap:,}: {fits}")

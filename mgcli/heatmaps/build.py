@@ -145,10 +145,6 @@ def build_heatmaps(
     failed: dict[str, str] = {}
     with PosesFile(poses_path) as poses:
         layout = get_layout(opts.layout or poses.layout)
-        if opts.kind not in ("joint", "limb"):
-            raise MgError(f"--kind must be joint or limb, not {opts.kind!r}")
-        if opts.compact not in COMPACT_MODES:
-            raise MgError(f"--compact must be one of {', '.join(COMPACT_MODES)}, not {opts.compact!r}")
         clips = poses.clips[poses.clips["split"].isin(opts.splits)].reset_index(drop=True)
         if clips.empty:
             raise MgError(f"no clips in splits {', '.join(opts.splits)}", poses_path)

@@ -317,8 +317,6 @@ def parts_dir_for(out: Path) -> Path:
 def _resolve_source(jobs: list[VideoJob], opts: ExtractOptions) -> str:
     if opts.source in ("skeleton", "video"):
         return opts.source
-    if opts.source != "auto":
-        raise MgError(f"--source must be auto, skeleton or video, not {opts.source!r}")
     has_skeleton = any(j.openpose_xlsx is not None or j.light_hand_csv is not None for j in jobs)
     return "skeleton" if has_skeleton and opts.backend is None else "video"
 
