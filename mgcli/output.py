@@ -25,6 +25,16 @@ def metrics_line(metrics: Mapping[str, Any], split: str | None = None) -> str:
     prefix = f"{split}: " if split else ""
     if not metrics["n"]:
         return f"{prefix}no labels, scores only"
+    binary = metrics.get("binary")
+    if binary:  # two classes (the emotion track): the challenge's accuracy and the binary metrics
+
+        def num(key: str) -> str:
+            return "n/a" if binary.get(key) is None else f"{binary[key]:.4f}"
+
+        return (
+            f"{prefix}accuracy [bold]{num('accuracy')}[/]  balanced acc {num('balanced_accuracy')}  "
+            f"F1 {num('f1')}  ROC-AUC {num('roc_auc')}  ({metrics['n']} videos)"
+        )
     return (
         f"{prefix}top-1 [bold]{metrics['top1']:.4f}[/]  top-5 {metrics['top5']:.4f}  "
         f"mean class acc {metrics['mean_class_accuracy']:.4f}  ({metrics['n']} clips)"

@@ -78,7 +78,7 @@ def summarize(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str])
     cm = confusion_matrix(labels[keep], probs[keep].argmax(1), num_classes)
     acc = per_class_accuracy(cm)
     mean_class = float(np.nanmean(acc)) if np.isfinite(acc).any() else math.nan
-    return {
+    out = {
         "n": int(keep.sum()),
         "top1": _num(topk_accuracy(probs, labels, 1)),
         "top5": _num(topk_accuracy(probs, labels, min(5, num_classes))),
@@ -86,6 +86,47 @@ def summarize(probs: np.ndarray, labels: np.ndarray, class_names: Sequence[str])
         "per_class": {str(name): _num(a) for name, a in zip(class_names, acc, strict=True)},
         "confusion": cm.tolist(),
     }
+    if num_classes == 2:
+        out["binary"] = binary_metrics(probs[keep, 1], labels[keep])
+    return out
+
+
+def binary_metrics(p_positive: np.ndarray, labels: np.ndarray) -> dict[str, float | None]:
+    """Two classes (1 the positive one, e.g. win): accuracy, balanced accuracy, F1 of class 1 and
+    ROC-AUC (the rank statistic, ties counted half; None with one class only)."""
+    p, y = np.asarray(p_positive, np.float64), np.asarray(labels, np.int64)
+    if y.size == 0:
+        return {"accuracy": None, "balanced_accuracy": None, "f1": None, "roc_auc": None}
+    pred = (p >= 0.5).astype(np.int64)
+    tp, fp = int(((pred == 1) & (y == 1)).sum()), int(((pred == 1) & (y == 0)).sum())
+    fn, tn = int(((pred == 0) & (y == 1)).sum()), int(((pred == 0) & (y == 0)).sum())
+    recalls = [tp / (tp + fn) if tp + fn else math.nan, tn / (tn + fp) if tn + fp else math.nan]
+    f1 = 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else math.nan
+    pos, neg = p[y == 1], p[y == 0]
+    auc = math.nan
+    if pos.size and neg.size:
+        order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
+        allp = np.concatenate([pos, neg])[order]
+        ranks = np.empty(allp.size)
+        ranks[order] = _average_ranks(allp)
+        auc = (ranks[: pos.size].sum() - pos.size * (pos.size + 1) / 2) / (pos.size * neg.size)
+    return {
+        "accuracy": _num(float((pred == y).mean())),
+        "balanced_accuracy": _num(float(np.nanmean(recalls)) if np.isfinite(recalls).any() else math.nan),
+        "f1": _num(f1),
+        "roc_auc": _num(auc),
+    }
+
+
+def _average_ranks(sorted_values: np.ndarray) -> np.ndarray:
+    """1-based ranks of sorted values, tied values sharing their mean rank."""
+    n = sorted_values.size
+    ranks = np.arange(1, n + 1, dtype=np.float64)
+    _, start, counts = np.unique(sorted_values, return_index=True, return_counts=True)
+    for s, c in zip(start, counts, strict=True):
+        if c > 1:
+            ranks[s : s + c] = s + (c + 1) / 2
+    return ranks
 
 
 def _save(fig: Any, out_png: str | Path, dpi: int) -> Path:

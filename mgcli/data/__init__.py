@@ -13,6 +13,8 @@ kind            data.path       dataset                                   view c
                 data.poses)
 ``rgbskeleton`` frames.h5 (+    :class:`~mgcli.data.paired.RGBSkeletonClips` ``RGBSkeletonViewConfig``
                 data.poses)
+``embeddings``  embeddings.h5   :class:`~mgcli.data.embeddings.EmbeddingWindows` ``EmbeddingViewConfig``
+                (+ data.streams)
 ==============  ==============  ========================================  ===========================
 
 Every dataset returns ``({input name: tensor}, label)`` (see :mod:`mgcli.data.base`): one view when
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from mgcli.data.base import ClipDataset
+from mgcli.data.embeddings import EmbeddingViewConfig, EmbeddingWindows
 from mgcli.data.frames import FramesClips, RGBViewConfig
 from mgcli.data.heatmaps import HeatmapClips, PoseViewConfig
 from mgcli.data.paired import RGBPoseClips, RGBPoseViewConfig, RGBSkeletonClips, RGBSkeletonViewConfig
@@ -50,7 +53,12 @@ __all__ = [
     "view_config",
 ]
 
-SCHEMAS = {"mgcli.heatmaps": "heatmaps", "mgcli.frames": "frames", "mgcli.poses": "poses"}
+SCHEMAS = {
+    "mgcli.heatmaps": "heatmaps",
+    "mgcli.frames": "frames",
+    "mgcli.poses": "poses",
+    "mgcli.embeddings": "embeddings",
+}
 
 
 @dataclass(frozen=True)
@@ -70,6 +78,7 @@ KINDS: dict[str, DataKind] = {
     "poses": DataKind("poses", SkeletonViewConfig, SkeletonClips),
     "rgbpose": DataKind("frames", RGBPoseViewConfig, RGBPoseClips, paired=True),
     "rgbskeleton": DataKind("frames", RGBSkeletonViewConfig, RGBSkeletonClips, paired=True),
+    "embeddings": DataKind("embeddings", EmbeddingViewConfig, EmbeddingWindows),
 }
 
 # view fields that may be 0 (the rest of the int fields are counts or sizes, at least 1)
@@ -80,10 +89,15 @@ def artifact_kind(path: str | Path) -> str:
     """``heatmaps``, ``frames`` or ``poses``, from the file's schema stamp."""
     path = Path(path)
     if not str(path) or not path.is_file():
-        raise MgError("data.path: file not found (set data.path=... to a heatmaps-*.h5, frames.h5 or poses.h5)", path)
+        raise MgError(
+            "data.path: file not found (set data.path=... to a heatmaps-*.h5, frames.h5, poses.h5 or embeddings.h5)",
+            path,
+        )
     schema = schema_of(path)
     if (schema or "").partition("/")[0] not in SCHEMAS:
-        raise MgError(f"expected a heatmaps-*.h5, frames.h5 or poses.h5 artifact, found schema {schema!r}", path)
+        raise MgError(
+            f"expected a heatmaps-*.h5, frames.h5, poses.h5 or embeddings.h5 artifact, found schema {schema!r}", path
+        )
     return SCHEMAS[schema.partition("/")[0]]
 
 
@@ -134,7 +148,8 @@ def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None 
     path = Path(path or cfg.data.path)
     kind = data_kind(cfg, path)
     view = view_config(kind, cfg.data.view, path)
-    return KINDS[kind].dataset(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None)
+    extra: dict[str, Any] = {"streams": list(cfg.data.streams)} if kind == "embeddings" else {}
+    return KINDS[kind].dataset(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None, **extra)
 
 
 def split_names(path: str | Path) -> set[str]:

@@ -21,6 +21,7 @@ SCHEMAS = {
     "poses": "mgcli.poses/1",
     "frames": "mgcli.frames/1",
     "heatmaps": "mgcli.heatmaps/1",
+    "embeddings": "mgcli.embeddings/1",
 }
 STR = h5py.string_dtype("utf-8")
 

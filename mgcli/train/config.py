@@ -26,6 +26,7 @@ from mgcli.errors import MgError
 class DataConfig:
     path: str = ""  # heatmaps-*.h5 (pose) or frames.h5 (RGB)
     poses: str = ""  # poses.h5: person boxes (RGB with view.compact), keypoints (two-pathway models)
+    streams: tuple[str, ...] = ()  # emotion models: more embeddings.h5 files (one per stream) besides data.path
     view: dict[str, Any] = field(default_factory=dict)  # the dataset's view options (clip_len, sizes, ...)
     workers: int = 2  # DataLoader workers per process
     train_split: str = "train"

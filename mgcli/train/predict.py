@@ -96,7 +96,7 @@ def predict(
     mine = list(range(ctx.rank, len(dataset), ctx.world))
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(dataset, mine),
-        batch_size=batch_size,
+        batch_size=1 if getattr(dataset, "variable_views", False) else batch_size,  # views differ per clip
         shuffle=False,
         num_workers=workers,
         pin_memory=ctx.cuda,
