@@ -117,12 +117,35 @@ def describe_release(release: Release) -> RenderableType:
     if release.test_labels_path is not None:
         parts.append(Text(f"test labels from {release.test_labels_path}"))
     parts.append(_split_class_table(clips, release.label_map.names))
+    parts += _emotion_parts(release, problems)
     if problems:
         shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
         parts.append(Text("missing or inconsistent:\n  " + "\n  ".join(shown), style="yellow"))
     else:
         parts.append(Text("no missing files", style="green"))
     return Group(*parts)
+
+
+def _emotion_parts(release: Release, problems: list[str]) -> list[RenderableType]:
+    """The win / lose / unlabelled videos per split when the release has emotion label files
+    (nothing when it has none); a malformed label file goes to ``problems`` instead."""
+    from mgcli.dataset.emotion import emotion_counts, emotion_videos, find_emotion_label_files
+
+    files = find_emotion_label_files(release)
+    if not files:
+        return []
+    try:
+        table = emotion_videos(release)
+    except DataError as e:
+        problems.append(f"emotion labels: {e}")
+        return []
+    t = Table(title="emotion labels (videos)", title_justify="left", title_style="bold")
+    for col in ("split", "win", "lose", "unlabelled"):
+        t.add_column(col, justify="right" if col != "split" else "left")
+    for split, win, lose, unlabelled in emotion_counts(table):
+        t.add_row(split, str(win), str(lose), str(unlabelled))
+    names = ", ".join(str(p) for paths in files.values() for p in paths)
+    return [t, Text(f"emotion labels from {names}")]
 
 
 def describe_label_file(path: Path, label_map: LabelMap) -> RenderableType:
