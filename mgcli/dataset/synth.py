@@ -33,6 +33,13 @@ deliberately confusable pairs that make the modalities complementary:
 
 All other classes differ in where the hands go, whether one or both hands move, the hand shape
 and the rhythm, so both modalities can separate them.
+
+Emotion cues (only with ``mg sample-data --preset emotion``; see :class:`EmotionCues`)
+-------------------------------------------------------------------------------------
+A facial expression (mouth corners and brows moved in the face template, so the drawn face and the
+70 face points agree) of signed intensity following ``z_face``, and restless behaviour following
+``z_beh``: more self-touching gestures (:func:`plan_emotion_segments`), larger idle motion, torso
+rocking and hand jiggle. Without cues every function here computes exactly what it did before.
 """
 
 from __future__ import annotations
@@ -659,13 +666,22 @@ def _gestures(
 
 
 def _head_points(
-    p: _Pose, template: tuple[np.ndarray, np.ndarray, np.ndarray], centre: np.ndarray, roll: np.ndarray, yaw: np.ndarray
+    p: _Pose,
+    template: tuple[np.ndarray, np.ndarray, np.ndarray],
+    centre: np.ndarray,
+    roll: np.ndarray,
+    yaw: np.ndarray,
+    offset: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Head template -> pixels: yaw parallax, pitch (features and chin move up, skull down), roll."""
+    """Head template -> pixels: yaw parallax, pitch (features and chin move up, skull down), roll.
+    ``offset`` [T, P, 2] (head units, added to the template first) animates the facial expression."""
     pts, yaw_k, group = template
     pitch = p.pitch[:, None]
     x = pts[None, :, 0] + yaw[:, None] * yaw_k
     y = np.broadcast_to(pts[None, :, 1], x.shape).copy()
+    if offset is not None:
+        x = x + offset[..., 0]
+        y = y + offset[..., 1]
     feat, jaw, skull = group == 0, group == 1, group == 2
     y[:, feat] = y[:, feat] * (1 - 0.25 * pitch) - 0.35 * pitch
     y[:, jaw] = y[:, jaw] * (1 - 0.4 * pitch) - 0.1 * pitch
@@ -682,9 +698,12 @@ def _animate(
     height: int,
     width: int,
     rng: np.random.Generator,
+    cues: EmotionCues | None = None,
 ) -> _Track:
     """All keypoints of the video at once: idle signals, head (with head gestures), rest and gesture
-    targets of both hands blended by each segment's envelope, arm IK, then the camera drift."""
+    targets of both hands blended by each segment's envelope, arm IK, then the camera drift.
+    ``cues`` (emotion preset only) scale the idle motion and animate the facial expression; they
+    draw nothing from ``rng``."""
     s = sub.scale * height
     cx = sub.center_x * width
     table_px = sub.table_y * height
@@ -703,9 +722,14 @@ def _animate(
         blink[f0 : f0 + max(1, round(0.12 * fps))] = 1.0
         tb += rng.uniform(2.0, 6.0)
     gestures = _gestures(sub, segments, n, fps, rng)
+    if cues is not None:
+        e = cues.energy
+        lean, sway, roll, yaw, nod, drift = (e * a for a in (lean, sway, roll, yaw, nod, drift))
 
     # torso
     neck = np.stack([cx + 0.012 * s * lean, np.full(n, sub.neck_y * height) - 0.003 * s * breath], 1)
+    if cues is not None:
+        neck[:, 0] += s * cues.rock
     shoulder_y = neck[:, 1] + 0.025 * s - 0.004 * s * breath
     for k in (0, 1):
         p.shoulder[k] = np.stack([neck[:, 0] + _SIDE[k] * sub.shoulder_half * s, shoulder_y], 1)
@@ -718,7 +742,9 @@ def _animate(
             _HEAD_MOTIONS[g.label](p, g)
     head_c = neck + [0.0, -(sub.neck_len * s + 1.2 * p.r)] + p.head_shift
     head_c[:, 0] += 0.01 * s * sway + 0.3 * (neck[:, 0] - cx)
-    head = _head_points(p, _head_template(sub.hairline), head_c, 0.045 * roll, 0.12 * yaw)
+    template = _head_template(sub.hairline)
+    offset = None if cues is None else expression_offsets(cues.expression, len(template[0]))
+    head = _head_points(p, template, head_c, 0.045 * roll, 0.12 * yaw, offset)
     top_lids, low_lids = [37, 38, 43, 44], [41, 40, 47, 46]
     head[:, top_lids] += blink[:, None, None] * 0.85 * (head[:, low_lids] - head[:, top_lids])
     p.face = head
@@ -732,6 +758,8 @@ def _animate(
         rest_wrist[k] = np.stack(
             [cx + sd * sub.rest_dx * s + 0.008 * s * drift[2 * k], table_px + (0.04 + 0.006 * drift[2 * k + 1]) * s], 1
         )
+        if cues is not None:
+            rest_wrist[k] += s * cues.jiggle[k]
         rest_theta[k] = _rad(90.0 + sd * 60.0) + 0.06 * drift[4 + k]
         hanging = np.tile(_HANGING, (n, 1))
         p.rest_elbow[k] = _elbow(p.shoulder[k], rest_wrist[k], np.full(n, _REST_DEPTH * s), arm, forearm, hanging, k)
@@ -1038,14 +1066,16 @@ def render(
     height: int,
     width: int,
     rng: np.random.Generator,
+    cues: EmotionCues | None = None,
 ) -> Iterator[tuple[np.ndarray, np.ndarray]]:
     """Yield n_frames items (frame_bgr uint8 [height, width, 3], keypoints float32 [137, 3]).
     keypoints are the clean ground-truth OpenPose-137 points in pixel coords of this frame: x, y,
     confidence (1.0 visible, 0 with x=y=0 for points not visible, e.g. legs hidden by the table).
     The image is drawn from these same points, so pose and pixels agree. All random draws happen
     before the first frame is yielded; the keypoints do not depend on the class of a segment
-    within an appearance pair."""
-    track = _animate(subject, segments, n_frames, fps, height, width, rng)
+    within an appearance pair. ``cues``: see :class:`EmotionCues` (None: no emotion cue, the
+    default sample)."""
+    track = _animate(subject, segments, n_frames, fps, height, width, rng, cues)
     painter = _Painter(subject, track, height, width, rng)
     kp = np.zeros((n_frames, N_KEYPOINTS, 3), np.float32)
     kp[..., :2] = np.where(track.visible[..., None], track.points, 0.0)
@@ -1098,3 +1128,130 @@ def openpose_noise(keypoints: np.ndarray, rng: np.random.Generator) -> np.ndarra
             t += length
     out[drop | ~seen] = 0.0
     return out
+
+
+# ----------------------------------------------------------------------------------------------
+# Emotion cues (``mg sample-data --preset emotion``)
+# ----------------------------------------------------------------------------------------------
+
+# Self-touching / fidgeting micro-gestures (self-adaptors: the hands touch the own face, hair, arms
+# or hands, or fiddle with an object) and the other ones (open talking gestures, head up).
+SELF_TOUCH_LABELS: tuple[int, ...] = (
+    TOUCH_FACE,
+    RUB_EYES,
+    TOUCH_CHIN,
+    PLAY_HAIR,
+    FOLD_ARM,
+    SCRATCH_ARM,
+    RUB_HAND,
+    PLAY_THINGS,
+)
+CALM_LABELS: tuple[int, ...] = (HEAD_UP, ILLUSTRATIVE)
+
+MOUTH_GAIN = 0.12  # mouth-corner lift per unit of expression intensity, head units (~5 px at 112x112)
+BROW_GAIN = 0.09  # brow lift per unit of expression intensity, head units (~4 px at 112x112)
+EXPRESSION_CLIP = 2.2  # |intensity| cap, so that extreme draws stay a plausible face
+ENERGY_SLOPE = 0.6  # movement energy factor exp(-ENERGY_SLOPE * z_beh), clipped to [0.3, 3]
+ROCK_GAIN = 0.012  # restless torso rocking per unit of energy, body units
+JIGGLE_GAIN = 0.01  # restless jiggle of the resting hands per unit of energy, body units
+TOUCH_SLOPE = 1.5  # P(self-touching gesture) = 1 / (1 + exp(TOUCH_SLOPE * z_beh))
+GAP_SLOPE = 0.4  # idle gaps between gestures scale by exp(GAP_SLOPE * z_beh)
+
+# Face template rows moved by the expression: (row, share of the mouth lift, outward share). Rows
+# follow the OpenPose 70-point face: 48/54 outer mouth corners, 49/59 and 53/55 their neighbours,
+# 60/64 inner corners, 61/67 and 63/65 their neighbours; the lip centre (50-52, 56-58, 62, 66) stays.
+_MOUTH_ROWS: tuple[tuple[int, float, float], ...] = (
+    (48, 1.0, -0.25),
+    (54, 1.0, 0.25),
+    (49, 0.45, 0.0),
+    (59, 0.45, 0.0),
+    (53, 0.45, 0.0),
+    (55, 0.45, 0.0),
+    (60, 0.8, -0.2),
+    (64, 0.8, 0.2),
+    (61, 0.35, 0.0),
+    (67, 0.35, 0.0),
+    (63, 0.35, 0.0),
+    (65, 0.35, 0.0),
+)
+_BROWS = slice(17, 27)
+_INNER_BROWS = (21, 22)
+
+
+@dataclass(frozen=True)
+class EmotionCues:
+    """What the emotion preset adds to one video.
+
+    ``expression`` [T]: signed facial expression intensity per frame; +1 lifts the mouth corners by
+    :data:`MOUTH_GAIN` and the brows by :data:`BROW_GAIN` head units (a smile with raised brows),
+    -1 pulls them down (mouth corners down, brows lowered, inner brows drawn down further).
+    ``energy``: factor on every idle motion (lean, sway, head roll / yaw / nod, hand drift on the
+    table); 1 is the default sample's motion. ``rock`` [T] (torso sway, body units, moves the neck,
+    shoulders and head sideways) and ``jiggle`` [2, T, 2] (resting hands, body units) are restless
+    motion on top, already scaled by ``energy``."""
+
+    expression: np.ndarray
+    energy: float
+    rock: np.ndarray
+    jiggle: np.ndarray
+
+
+def emotion_cues(rng: np.random.Generator, z_face: float, z_beh: float, n: int, fps: float) -> EmotionCues:
+    """Cues of one video from its latent strengths. The expression is ``z_face * a(t)`` plus noise:
+    ``a(t) = clip(0.5 + 0.8 * slow noise, 0, 1)`` comes and goes over about a second and is 0 (a
+    neutral face) in about a quarter of the frames; the noise is a fast smooth part (std 0.3,
+    0.5 s knots) and an independent per-frame part (std 0.15). Energy is
+    ``exp(-ENERGY_SLOPE * z_beh)`` clipped to [0.3, 3]: losers (low ``z_beh``) move more; the
+    restless rocking (:data:`ROCK_GAIN`, 0.6 s knots) and hand jiggle (:data:`JIGGLE_GAIN`, 0.4 s
+    knots) have amplitudes proportional to it."""
+    active = np.clip(0.5 + 0.8 * _smooth_noise(rng, n, fps, 1.2), 0.0, 1.0)
+    noise = 0.3 * _smooth_noise(rng, n, fps, 0.5) + 0.15 * rng.standard_normal(n)
+    expression = np.clip(z_face * active + noise, -EXPRESSION_CLIP, EXPRESSION_CLIP)
+    energy = float(np.clip(math.exp(-ENERGY_SLOPE * z_beh), 0.3, 3.0))
+    rock = ROCK_GAIN * energy * _smooth_noise(rng, n, fps, 0.6)
+    jiggle = (
+        JIGGLE_GAIN
+        * energy
+        * np.stack([np.stack([_smooth_noise(rng, n, fps, 0.4) for _ in range(2)], 1) for _ in range(2)])
+    )
+    return EmotionCues(expression=expression, energy=energy, rock=rock, jiggle=jiggle)
+
+
+def expression_offsets(intensity: np.ndarray, n_points: int) -> np.ndarray:
+    """[T, n_points, 2] head-template offsets (head units, y down) of an expression intensity [T]."""
+    i = np.asarray(intensity, np.float64)
+    out = np.zeros((len(i), n_points, 2))
+    lift = MOUTH_GAIN * i
+    for row, share, outward in _MOUTH_ROWS:
+        out[:, row, 1] = -share * lift
+        out[:, row, 0] = outward * lift
+    out[:, _BROWS, 1] = -(BROW_GAIN * i)[:, None]
+    out[:, list(_INNER_BROWS), 1] += (0.5 * BROW_GAIN * np.maximum(-i, 0.0))[:, None]
+    return out
+
+
+def plan_emotion_segments(
+    rng: np.random.Generator, z_beh: float, seconds: float, fps: float
+) -> tuple[list[tuple[int, int, int]], int]:
+    """Segment plan of an emotion-preset video of ``seconds`` (same format as :func:`plan_segments`).
+    Gestures last 1-2 s, idle gaps ``uniform(0.3, 1.2) * exp(GAP_SLOPE * z_beh)`` s, so losers make
+    more gestures; each is self-touching (:data:`SELF_TOUCH_LABELS`) with probability
+    ``1 / (1 + exp(TOUCH_SLOPE * z_beh))``, else one of :data:`CALM_LABELS`. At least one gesture."""
+    n = max(1, round(seconds * fps))
+    p_touch = 1.0 / (1.0 + math.exp(TOUCH_SLOPE * z_beh))
+    gap = math.exp(GAP_SLOPE * z_beh)
+    t = rng.uniform(0.3, 0.8)
+    segments: list[tuple[int, int, int]] = []
+    while True:
+        dur = rng.uniform(1.0, 2.0)
+        touch = rng.random() < p_touch
+        pool = SELF_TOUCH_LABELS if touch else CALM_LABELS
+        label = int(pool[int(rng.integers(len(pool)))])
+        start, end = round(t * fps), round((t + dur) * fps) - 1
+        if end > n - 1 - round(0.3 * fps):
+            if segments:
+                break
+            end = max(start + 2, n - 1 - round(0.3 * fps))
+        segments.append((label, start, end))
+        t += dur + rng.uniform(0.3, 1.2) * gap
+    return segments, n
