@@ -127,16 +127,29 @@ def _parse_size(value: str) -> tuple[int, int]:
 
 @app.command(
     "sample-data",
-    epilog="Example: [bold]mg sample-data demo/sample --videos 16 --seed 0[/]",
+    epilog=(
+        "Examples: [bold]mg sample-data demo/sample --videos 16 --seed 0[/]   "
+        "[bold]mg sample-data demo/emotion --preset emotion[/]"
+    ),
 )
 @handles_errors
 def sample_data(
     out: Annotated[Path, typer.Argument(help="Folder to create (the release root).")],
-    videos: Annotated[int, typer.Option(help="Number of interview videos (25 % test, 12.5 % val).")] = 16,
-    gestures: Annotated[int, typer.Option(help="Gestures (clips) per video.")] = 24,
+    preset: Annotated[
+        str,
+        typer.Option(
+            help="default: long micro-gesture interviews. emotion: 40 short videos (24/6/10) with win/lose labels "
+            "(train_label.csv, validation_label.csv, test_label.csv) and visible facial and behavioural cues."
+        ),
+    ] = "default",
+    videos: Annotated[
+        int | None, typer.Option(help="Number of videos [default: 16, 25 % test, 12.5 % val; emotion: 40, even].")
+    ] = None,
+    gestures: Annotated[int | None, typer.Option(help="Gestures (clips) per video [default: 24; not emotion].")] = None,
+    seconds: Annotated[float | None, typer.Option(help="Video length, emotion preset only [default: 6].")] = None,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same dataset.")] = 0,
-    size: Annotated[str, typer.Option(help="Frame size HxW.")] = "180x320",
-    fps: Annotated[float, typer.Option(help="Frames per second.")] = 25.0,
+    size: Annotated[str | None, typer.Option(help="Frame size HxW [default: 180x320; emotion: 216x384].")] = None,
+    fps: Annotated[float | None, typer.Option(help="Frames per second [default: 25].")] = None,
     workers: Annotated[int, typer.Option(help="Processes rendering videos in parallel.")] = min(2, os.cpu_count() or 1),
     overwrite: Annotated[bool, typer.Option(help="Replace OUT if it exists.")] = False,
 ) -> None:
@@ -144,15 +157,18 @@ def sample_data(
 
     Long mp4 interviews of a rendered seated person doing micro-gestures, {vid}_label.csv files,
     OpenPose skeletons in both released formats, train/validate/test folders, dummy test labels
-    and the true ones in test_labels.csv.
+    and the true ones in test_labels.csv. --preset emotion adds per-video win/lose labels.
     """
-    from mgcli.dataset.sample import SampleConfig, generate_sample
+    from mgcli.dataset.sample import generate_sample, preset_config
 
-    h, w = _parse_size(size)
-    cfg = SampleConfig(videos=videos, gestures=gestures, height=h, width=w, fps=fps, seed=seed)
+    cfg, emotion = preset_config(
+        preset, videos, gestures, None if size is None else _parse_size(size), fps, seed, seconds
+    )
     with progress_bar() as bar:
-        task = bar.add_task("rendering videos", total=videos)
-        summary = generate_sample(out, cfg, overwrite=overwrite, workers=workers, progress=lambda _: bar.advance(task))
+        task = bar.add_task("rendering videos", total=cfg.videos)
+        summary = generate_sample(
+            out, cfg, overwrite=overwrite, workers=workers, progress=lambda _: bar.advance(task), emotion=emotion
+        )
     c = summary.clips_per_split
     console.print(
         f"[green]wrote[/] {out}: {len(summary.videos)} videos, "
@@ -162,6 +178,12 @@ def sample_data(
         "expected test top-1 ceilings: pose only {pose_only:.3f}, RGB only (8 frames) "
         "{rgb_only_8_frames:.3f}, fused {fused:.3f}".format(**summary.ceilings)
     )
+    if emotion is not None:
+        console.print(
+            "expected win/lose accuracy ceilings: face only {face_only:.2f}, behaviour only {behaviour_only:.2f}, "
+            "fused {fused:.2f} (this test split: face {face_only_this_test_split:.2f}, behaviour "
+            "{behaviour_only_this_test_split:.2f})".format(**summary.emotion_ceilings)
+        )
 
 
 @app.command(epilog="Examples: [bold]mg inspect demo/sample[/]   [bold]mg inspect poses.h5[/]")
@@ -174,7 +196,8 @@ def inspect(
 ) -> None:
     """Summarise a release root or any artifact.
 
-    Release: clips per split and class, frame counts, missing files. Artifacts: schema, shapes,
+    Release: clips per split and class, frame counts, missing files, and win / lose / unlabelled
+    videos per split when it has emotion label files (train_label.csv, ...). Artifacts: schema, shapes,
     clips per split; a scores CSV also gets its top-1 / top-5.
     """
     from mgcli.dataset.labels import release_label_map
@@ -368,6 +391,97 @@ def build_heatmaps_cmd(
         raise typer.Exit(1)
 
 
+@app.command(
+    "embed",
+    epilog=(
+        "Examples: [bold]mg embed faces.h5 --model swinface -o face-emb.h5[/]   "
+        "[bold]mg embed release/ --model mvit-v2-s --weights kinetics400 -o context-emb.h5[/]   "
+        "[bold]mg embed runs/pose/scores-*.csv --model gestures --release release/ -o gesture-emb.h5[/]"
+    ),
+)
+@handles_errors
+def embed_cmd(
+    inputs: Annotated[
+        list[Path],
+        typer.Argument(
+            help="swinface: faces.h5 (mg extract-faces); mvit-v2-s: the release root; gestures: scores CSVs.",
+            show_default=False,
+        ),
+    ],
+    model: Annotated[str, typer.Option("--model", "-m", help="swinface, mvit-v2-s or gestures.")] = "swinface",
+    out: Annotated[Path, typer.Option("--out", "-o", help="The embeddings.h5 to write.")] = Path("embeddings.h5"),
+    weights: Annotated[
+        str | None,
+        typer.Option(
+            help="swinface: a SwinFace checkpoint; mvit-v2-s: kinetics400, a state dict or an mvit_v2_s "
+            "run's model.pt. Default: random init (said in the output)."
+        ),
+    ] = None,
+    release: Annotated[Path | None, typer.Option(help="gestures: the release the scored clips belong to.")] = None,
+    frames: Annotated[int, typer.Option(help="mvit-v2-s: frames per window.")] = 16,
+    step: Annotated[int, typer.Option(help="mvit-v2-s: raw frames between a window's frames.")] = 4,
+    stride: Annotated[
+        int, typer.Option(help="mvit-v2-s: raw frames between window starts (0: a window's span, no gaps).")
+    ] = 0,
+    size: Annotated[int, typer.Option(help="mvit-v2-s: crop size (short side resized, centre crop).")] = 224,
+    batch_size: Annotated[int, typer.Option(help="Crops or windows per forward pass.")] = 16,
+    min_face_score: Annotated[float, typer.Option(help="swinface: crops scored lower count as no face.")] = 0.5,
+    emotion_labels: Annotated[
+        Path | None,
+        typer.Option(help="A video_id,label CSV (1/0, win/lose, positive/negative) instead of the release's."),
+    ] = None,
+    protocol: Annotated[str | None, typer.Option(help="A named split instead of the release's: imigue2021.")] = None,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is available.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing output.")] = False,
+) -> None:
+    """Embedding sequences per video for the emotion models: faces, whole-frame context or gestures.
+
+    swinface embeds every crop of faces.h5 (512-d); mvit-v2-s embeds windows covering each whole
+    video (768-d for v2-S); gestures turns a micro-gesture classifier's per-clip probabilities into
+    a stream over each video. Labels and splits come from the release (or --emotion-labels /
+    --protocol; faces.h5 already carries them).
+    """
+    from mgcli import embed
+
+    name = model.replace("_", "-").lower()
+    if name not in ("swinface", "mvit-v2-s", "gestures"):
+        raise MgError(f"--model must be swinface, mvit-v2-s or gestures, not {model!r}")
+    for opt, value, least in (
+        ("--frames", frames, 1),
+        ("--step", step, 1),
+        ("--stride", stride, 0),
+        ("--batch-size", batch_size, 1),
+    ):
+        if value < least:
+            raise MgError(f"{opt} must be at least {least}, got {value}")
+    if name != "gestures" and len(inputs) != 1:
+        raise MgError(f"--model {name} takes one input, got {len(inputs)}")
+    with progress_bar() as bar:
+        task = bar.add_task(f"{name} embeddings", total=None)
+        tick = lambda n, total: bar.update(task, completed=n, total=total)  # noqa: E731
+        if name == "swinface":
+            rep = embed.embed_faces(inputs[0], out, weights, batch_size, min_face_score, overwrite, not cpu, tick)
+        elif name == "mvit-v2-s":
+            spec = embed.WindowSpec(frames, step, stride, size)
+            rep = embed.embed_context(
+                inputs[0], out, weights, spec, batch_size, emotion_labels, protocol, overwrite, not cpu, tick
+            )
+        else:
+            if release is None:
+                raise MgError("--model gestures needs --release ROOT (the videos the scored clips belong to)")
+            rep = embed.embed_gestures(list(inputs), release, out, emotion_labels, protocol, overwrite)
+    console.print(
+        f"[green]wrote[/] {rep.out}: {rep.stream} stream, {rep.videos} videos, {rep.steps} steps of {rep.dim}-d "
+        f"({rep.weights})",
+        soft_wrap=True,
+    )
+    if rep.failed:
+        for vid, reason in list(rep.failed.items())[:20]:
+            err_console.print(f"  {vid}: {reason}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]{len(rep.failed)} video(s) failed[/] and were left out")
+        raise typer.Exit(1)
+
+
 # Options shared by the training commands (train-branch, train-fused).
 ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Run config YAML (see pipelines/).")]
 RunNameOpt = Annotated[str | None, typer.Option(help="Run name (default: the config file's name).")]
@@ -537,6 +651,14 @@ def train_fused_cmd(
             metavar="RGB.pt POSE.pt",
         ),
     ] = None,
+    data: Annotated[
+        Path | None,
+        typer.Option("--data", "-d", help="emotion models: the first stream's embeddings.h5 (overrides data.path)."),
+    ] = None,
+    streams: Annotated[
+        list[Path] | None,
+        typer.Option("--streams", help="emotion models: more embeddings.h5 files, one per stream (data.streams)."),
+    ] = None,
     no_cmf: Annotated[bool, typer.Option("--no-cmf", help="No Cross-Modal Fusion Module (plain laterals).")] = False,
     no_prm: Annotated[bool, typer.Option("--no-prm", help="No Prototypical Refinement Module loss.")] = False,
     name: RunNameOpt = None,
@@ -549,7 +671,9 @@ def train_fused_cmd(
 ) -> None:
     """Train a two-modality model: RGBPoseConv3D (RGB frames + pose heatmaps) with the Cross-Modal
     Fusion and Prototypical Refinement modules of the MiGA 2024 winner, or (--model token-fusion)
-    the MiGA 2025 classifier, MViTv2-S and 2s-AGCN tokens in one transformer.
+    the MiGA 2025 classifier, MViTv2-S and 2s-AGCN tokens in one transformer; or (--model
+    interfusion, emotion-face, emotion-context) the MiGA 2025 emotion model on embeddings.h5 streams
+    (mg embed), one label per video.
 
     Reads frames.h5 (data.path) and the poses.h5 they were cut with (data.poses); heatmaps are
     rendered on the fly in the same crop as the frames. --init-from merges two branch checkpoints
@@ -561,6 +685,10 @@ def train_fused_cmd(
     import json
 
     more = []
+    if data is not None:
+        more.append(f"data.path={data}")
+    if streams:
+        more.append(f"data.streams={json.dumps([str(p) for p in streams])}")
     if init_from is not None:
         more.append(f"init_from={json.dumps([str(p) for p in init_from])}")
     if no_cmf:
@@ -577,7 +705,7 @@ def train_fused_cmd(
         cpu,
         resume,
         overwrite,
-        ("rgbpose", "rgbskeleton"),
+        ("rgbpose", "rgbskeleton", "embeddings"),
         "train-fused",
         more,
         model=model,
@@ -741,20 +869,37 @@ def report_cmd(
     "submit",
     epilog=(
         "Examples: [bold]mg submit ensemble.csv --format kaggle2025 --release data/release -o prediction.zip[/]   "
-        "[bold]mg submit runs/rgbpose/scores-test.csv --format codalab2023 --release data/poses.h5[/]"
+        "[bold]mg submit runs/rgbpose/scores-test.csv --format codalab2023 --release data/poses.h5[/]   "
+        "[bold]mg submit --task emotion runs/interfusion/scores-test.csv --release data/release -o prediction.zip[/]"
     ),
 )
 @handles_errors
 def submit_cmd(
     scores: Annotated[Path, typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble).")],
-    release: Annotated[Path, typer.Option(help="The release folder, or any artifact (.h5) carrying its clip table.")],
+    release: Annotated[
+        Path | None,
+        typer.Option(
+            help="The release folder, or any artifact (.h5) carrying its clip table (emotion: a release folder)."
+        ),
+    ] = None,
     fmt: Annotated[
         str,
         typer.Option(
             "--format",
-            help="kaggle2025 (prediction.csv: Id,Target) or codalab2023 (Submission.csv: id,pred, no header).",
+            help="kaggle2025 (prediction.csv: Id,Target; emotion: video_id,label) or codalab2023 "
+            "(Submission.csv: id,pred, no header).",
         ),
     ] = "kaggle2025",
+    task: Annotated[
+        str, typer.Option(help="gesture (one row per test clip) or emotion (Track 3: one win/lose row per test video).")
+    ] = "gesture",
+    columns: Annotated[
+        str | None, typer.Option(help="Header replacing the format's, e.g. video_id,label; none: no header.")
+    ] = None,
+    protocol: Annotated[
+        str | None,
+        typer.Option(help="emotion: the test videos of a named split (imigue2021) instead of the release's."),
+    ] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="The zip (default: prediction.zip / Submission.zip).")
     ] = None,
@@ -762,12 +907,28 @@ def submit_cmd(
 ) -> None:
     """Write a challenge submission: the arg-max class of every test clip, in the challenge's CSV,
     zipped. Refuses, listing every problem, unless each test clip of the release is there exactly
-    once with a well-formed id and a class in range."""
-    from mgcli.submit import FORMATS, write_submission
+    once with a well-formed id and a class in range. --task emotion: win (1) / lose (0) per test
+    video from per-video scores (columns 0 = lose, 1 = win); the official Track 3 column names are
+    not public, so video_id,label is our reading (--columns changes it)."""
+    from mgcli.submit import EMOTION_FORMATS, FORMATS, TASKS, write_emotion_submission, write_submission
 
+    if task not in TASKS:
+        raise MgError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    formats = FORMATS if task == "gesture" else EMOTION_FORMATS
     if out is None:
-        out = Path(FORMATS[fmt].member).with_suffix(".zip") if fmt in FORMATS else Path("prediction.zip")
-    path, n = write_submission(scores, release, fmt, out, overwrite)
+        out = Path(formats[fmt].member).with_suffix(".zip") if fmt in formats else Path("prediction.zip")
+    if task == "emotion":
+        path, table = write_emotion_submission(scores, out, release, fmt, columns, protocol, overwrite)
+        win = int(table["label"].sum())
+        console.print(
+            output.wrote([path], f"emotion {fmt}: {len(table)} test videos, {win} win, {len(table) - win} lose")
+        )
+        return
+    if release is None:
+        raise MgError("--release is required: the release folder or an artifact (.h5) carrying its clip table")
+    if protocol is not None:
+        raise MgError("--protocol applies to --task emotion only")
+    path, n = write_submission(scores, release, fmt, out, overwrite, columns=columns)
     console.print(output.wrote([path], f"{fmt}: {n} test clips"))
 
 

@@ -107,9 +107,7 @@ def test_refusals(streams, tmp_path):
     face, ctx = streams
     with pytest.raises(MgError, match="two files of the face stream"):
         EmbeddingWindows(face, "train", True, EmbeddingViewConfig(), streams=[str(face)])
-    other = write_stream(
-        tmp_path / "bad.h5", "context", 6, [("0001", "train", 0, 50.0)], 1.0, np.random.default_rng(1)
-    )
+    other = write_stream(tmp_path / "bad.h5", "context", 6, [("0001", "train", 0, 50.0)], 1.0, np.random.default_rng(1))
     with pytest.raises(MgError, match="video 0001 has label 0"):
         EmbeddingWindows(face, "train", True, EmbeddingViewConfig(), streams=[str(other)])
     with pytest.raises(MgError, match="window must be positive"):
@@ -129,3 +127,41 @@ def test_binary_metrics_match_sklearn():
     s = summarize(np.stack([1 - p, p], 1), y, ["lose", "win"])
     assert s["binary"]["roc_auc"] == pytest.approx(m["roc_auc"])
     assert "binary" not in summarize(np.full((4, 3), 1 / 3), np.array([0, 1, 2, 0]), ["a", "b", "c"])
+
+
+def _video(path, n, size=(48, 40)):
+    import cv2
+
+    w = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"MJPG"), FPS, size)
+    for k in range(n):
+        frame = np.full((size[1], size[0], 3), k % 256, np.uint8)  # the frame number, in every pixel
+        w.write(frame)
+    w.release()
+    return path
+
+
+@pytest.mark.parametrize(("n", "centres"), [(100, [16, 45, 74, 87]), (40, [16, 27]), (10, [9])])
+def test_video_windows_cover_the_video(tmp_path, n, centres):
+    from mgcli.embed import WindowSpec, video_windows
+
+    spec = WindowSpec(frames=8, step=4, size=32)  # a window spans 29 raw frames, one every 29
+    out = list(video_windows(_video(tmp_path / "v.avi", n), spec))
+    assert [c for c, _ in out] == centres
+    covered = set()
+    for c, clip in out:
+        assert clip.shape == (3, 8, 32, 32) and clip.dtype == np.uint8
+        got = clip[0, :, 16, 16].astype(int)  # MJPG keeps flat grey levels within a step or two
+        start = max(c - 16, 0)
+        assert abs(got[0] - start) <= 2 and abs(got[4] - c) <= 2
+        covered |= set(range(start, min(start + spec.span, n)))
+    assert covered >= set(range(n))
+
+
+def test_video_windows_bad_video(tmp_path):
+    from mgcli.embed import WindowSpec, video_windows
+    from mgcli.errors import DataError
+
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    with pytest.raises(DataError):
+        list(video_windows(bad, WindowSpec()))
