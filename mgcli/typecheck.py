@@ -10,6 +10,7 @@ caller words the error for its users.
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from typing import Any
@@ -40,6 +41,9 @@ def describe(hint: Any) -> str:
     if origin is typing.Literal:
         return "one of " + ", ".join(str(a) for a in typing.get_args(hint))
     return getattr(hint, "__name__", str(hint))
+
+
+_FLOAT_TEXT = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+")
 
 
 def coerce(value: Any, hint: Any) -> Any:
@@ -86,6 +90,8 @@ def coerce(value: Any, hint: Any) -> Any:
         return value
     if hint is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str) and _FLOAT_TEXT.fullmatch(value.strip()):  # YAML 1.1 reads 3e-3 as a string
             return float(value)
         raise Mismatch(hint, value)
     if hint is int:
