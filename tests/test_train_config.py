@@ -136,3 +136,10 @@ def test_optimizers() -> None:
     assert adamw.defaults["betas"] == (0.8, 0.99) and adamw.defaults["weight_decay"] == 0.05
     with pytest.raises(MgError, match="optim.name must be one of sgd, adamw, got 'adam'"):
         load_config(None, ["optim.name=adam"])
+
+
+def test_float_overrides_in_exponent_notation():
+    cfg = load_config(None, ["optim.lr=3e-3", "optim.weight_decay=1E-4", "schedule.min_lr=-0e+0"])
+    assert cfg.optim.lr == 0.003 and cfg.optim.weight_decay == 1e-4 and cfg.schedule.min_lr == 0.0
+    with pytest.raises(MgError, match="optim.lr"):
+        load_config(None, ["optim.lr=3e-x"])
