@@ -33,6 +33,16 @@ def _clip(n: int, c: int, t: int, s: int) -> torch.Tensor:
 
 
 # name -> (model options, data kind, the dataset's data_options, a batch of 2 samples)
+def _emotion_batch() -> dict[str, torch.Tensor]:
+    """Two videos' face (12-d) and context (10-d) steps with masks and times."""
+    out = {}
+    for s, dim, steps in (("face", 12, 6), ("context", 10, 4)):
+        out[s] = torch.randn(2, steps, dim)
+        out[f"{s}_mask"] = torch.ones(2, steps, dtype=torch.bool)
+        out[f"{s}_time"] = torch.arange(steps, dtype=torch.float32).repeat(2, 1)
+    return out
+
+
 TINY = {
     "posec3d_slowonly": (
         {"base_channels": 4, "stage_blocks": [1, 1, 1]},
@@ -72,6 +82,15 @@ TINY = {
             "present": torch.ones(2, 2, dtype=torch.bool),
         },
     ),
+    **{
+        name: (
+            {"width": 16, "layers": 1, "heads": 2},
+            "embeddings",
+            {"face_dim": 12, "context_dim": 10},
+            lambda: _emotion_batch(),
+        )
+        for name in ("interfusion", "emotion_face", "emotion_context")
+    },
 }
 
 pytestmark = pytest.mark.usefixtures("one_thread")

@@ -24,7 +24,7 @@ def write_stream(path, stream, dim, videos, rate, rng, skip=()):
                 continue
             n = int(secs * rate)
             frames = np.round(np.arange(n) * FPS / rate).astype(np.int64)
-            vectors = rng.normal(size=(n, dim)) + label
+            vectors = rng.normal(size=(n, dim)) + (2 * label - 1) * np.resize([1.0, -1.0], dim)  # zero-mean signal
             valid = np.ones(n, bool)
             valid[::7] = False  # some steps without a face
             w.add_video(VideoEmbeddings(vid, vectors, frames, valid))

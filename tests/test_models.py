@@ -84,6 +84,9 @@ def test_model_table_and_specs():
             "mvit_v2_s",
             "agcn",
             "token_fusion",
+            "interfusion",
+            "emotion_face",
+            "emotion_context",
         }
     )
     assert rows["mvit_v2_s"]["params"] == 34_537_744 - 769 * 400 + 769 * 32  # torchvision MViTv2-S, our head
@@ -114,7 +117,7 @@ def test_build_model_errors():
     with pytest.raises(
         MgError,
         match=r"unknown model 'nope' \(known: posec3d_slowonly, rgb_slowonly, rgbpose_conv3d, swin3d_t, swin3d_s, "
-        r"swin3d_b, mvit_v2_s, agcn, token_fusion\)",
+        r"swin3d_b, mvit_v2_s, agcn, token_fusion, interfusion, emotion_face, emotion_context\)",
     ):
         build_model("nope", 3)
     with pytest.raises(MgError, match=r"model posec3d_slowonly: unknown option 'foo' \(accepted: base_channels, "):

@@ -32,6 +32,7 @@ from mgcli.models.agcn import agcn
 from mgcli.models.base import MgModel, Recognizer
 from mgcli.models.classifier import IMAGENET_MEAN, IMAGENET_STD, Classifier
 from mgcli.models.heads import I3DHead
+from mgcli.models.interfusion import emotion_context, emotion_face, interfusion
 from mgcli.models.mvit import mvit_v2_s
 from mgcli.models.resnet3d import Bottleneck3d, ResNet3d, inflate_2d_weights, load_resnet50_2d
 from mgcli.models.rgbpose import PathwayOptions, RGBPoseClassifier, merge_branch_weights, rgbpose_conv3d
@@ -160,7 +161,8 @@ class ModelSpec:
         builder: ``builder(num_classes, **options) -> Classifier``.
         input_kind: ``"heatmaps"`` (pose volumes), ``"frames"`` (RGB clips), ``"poses"`` (skeleton
             sequences), ``"rgbpose"`` (RGB frames and the keypoints their heatmaps are rendered
-            from) or ``"rgbskeleton"`` (RGB frames and skeleton sequences).
+            from), ``"rgbskeleton"`` (RGB frames and skeleton sequences) or ``"embeddings"`` (a
+            video's embedding streams, the emotion models).
         description: one line for ``mg models``.
         clip_size: ``(T, H, W)`` of one sample at the paper's size.
         input_text: how ``mg models`` shows the input, when it is not one ``C x T x H x W`` clip.
@@ -236,6 +238,23 @@ MODELS: dict[str, ModelSpec] = {
         (16, 224, 224),
         "3 x 16 x 224 x 224 RGB + 3 x 64 x 17 x 1 skeleton",
         {"video": mvit_v2_s, "skeleton": agcn},
+    ),
+    "interfusion": ModelSpec(
+        interfusion,
+        "embeddings",
+        "InterFusion of face (SwinFace) and context (MViTv2-S) embedding streams: win/lose per video (MiGA 2025)",
+        (64, 1, 1),
+        "face 512 x T + context 768 x T embeddings (+ masks, times)",
+    ),
+    "emotion_face": ModelSpec(
+        emotion_face, "embeddings", "InterFusion on the face stream alone (ablation)", (64, 1, 1), "face 512 x T"
+    ),
+    "emotion_context": ModelSpec(
+        emotion_context,
+        "embeddings",
+        "InterFusion on the context stream alone (ablation)",
+        (64, 1, 1),
+        "context 768 x T",
     ),
 }
 
