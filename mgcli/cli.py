@@ -319,6 +319,85 @@ def extract_pose_cmd(
 
 
 @app.command(
+    "extract-faces",
+    epilog=(
+        "Examples: [bold]mg extract-faces demo/emotion -o demo/emotion/faces.h5 --preview 0001[/]   "
+        "[bold]mg extract-faces release/ --source mediapipe --fps 1 --workers 2[/]"
+    ),
+)
+@handles_errors
+def extract_faces_cmd(
+    root: Annotated[Path, typer.Argument(help="A MiGA release root (or the sample).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The faces.h5 to write.")] = Path("faces.h5"),
+    fps: Annotated[float, typer.Option(help="Crops per second of video, over each whole video.")] = 2.0,
+    source: Annotated[
+        str,
+        typer.Option(
+            help="auto (OpenPose face points when the video has them, else MediaPipe), openpose or mediapipe."
+        ),
+    ] = "auto",
+    workers: Annotated[int, typer.Option(help="Videos processed in parallel.")] = 1,
+    emotion_labels: Annotated[
+        Path | None,
+        typer.Option(help="A video_id,label CSV (1/0, win/lose, positive/negative) instead of the release's."),
+    ] = None,
+    protocol: Annotated[str | None, typer.Option(help="A named split instead of the release's: imigue2021.")] = None,
+    preview: Annotated[
+        str | None, typer.Option(help="Also write a PNG montage of this video's crops (faces-VID.png beside -o).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+    resume: Annotated[bool, typer.Option(help="Continue an interrupted run, keeping its finished videos.")] = False,
+) -> None:
+    """Aligned 112x112 face crops (ArcFace five-point template) sampled over every whole video.
+
+    For the emotion track: faces.h5 feeds mg embed --model swinface. Interrupted runs continue with
+    --resume; an unreadable video is reported and skipped while the others complete (exit code 1).
+    """
+    from mgcli.faces.extract import FacesOptions, extract_faces, faces_table
+
+    opts = FacesOptions(fps=fps, source=source, workers=workers)
+    with progress_bar() as bar:
+        overall = bar.add_task("videos", total=None)
+        per_video: dict[str, Any] = {}
+
+        def on_progress(vid: str, done: int, total: int) -> None:
+            if vid not in per_video:
+                per_video[vid] = bar.add_task(f"  {vid}", total=total)
+            bar.update(per_video[vid], completed=done, total=total)
+
+        def on_video(o: Any) -> None:
+            if o.video_id in per_video:
+                bar.remove_task(per_video.pop(o.video_id))
+            if not o.skipped:
+                bar.advance(overall)
+
+        report = extract_faces(
+            root,
+            out,
+            opts,
+            emotion_labels,
+            protocol,
+            overwrite,
+            resume,
+            preview,
+            lambda todo: bar.update(overall, total=len(todo), description=f"videos (faces at {fps:g} fps)"),
+            on_progress,
+            on_video,
+        )
+    if not state.quiet or report.failed:
+        console.print(faces_table(report))
+    for warning in report.warnings:
+        err_console.print(f"[yellow]warning:[/] {warning}", highlight=False)
+    ok = len(report.outcomes) - len(report.failed)
+    console.print(f"[green]wrote[/] {report.out}: {ok} videos in {report.seconds:.1f} s")
+    if report.preview is not None:
+        console.print(f"preview: {report.preview}")
+    if report.failed:
+        err_console.print(f"[bold red]{len(report.failed)} video(s) failed[/] and were left out (see the table)")
+        raise typer.Exit(1)
+
+
+@app.command(
     "build-heatmaps",
     epilog=(
         "Examples: [bold]mg build-heatmaps demo/poses.h5 --layout upper22 --kind joint "

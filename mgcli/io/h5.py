@@ -22,6 +22,7 @@ SCHEMAS = {
     "frames": "mgcli.frames/1",
     "heatmaps": "mgcli.heatmaps/1",
     "embeddings": "mgcli.embeddings/1",
+    "faces": "mgcli.faces/1",
 }
 STR = h5py.string_dtype("utf-8")
 
