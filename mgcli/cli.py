@@ -321,7 +321,7 @@ def extract_pose_cmd(
 @app.command(
     "extract-faces",
     epilog=(
-        "Examples: [bold]mg extract-faces demo/emotion -o demo/emotion/faces.h5 --preview 0001[/]   "
+        "Examples: [bold]mg extract-faces release/ -o faces.h5 --preview 0001[/]   "
         "[bold]mg extract-faces release/ --source mediapipe --fps 1 --workers 2[/]"
     ),
 )

@@ -25,6 +25,8 @@ def test_version_and_help() -> None:
         "sample-data",
         "inspect",
         "extract-pose",
+        "extract-faces",
+        "embed",
         "build-heatmaps",
         "train-branch",
         "train-fused",

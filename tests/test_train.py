@@ -124,7 +124,8 @@ def test_existing_runs_are_not_replaced_and_resume_needs_a_run(pose_run: Path, t
 
 def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(train_artifacts: Path, tmp_path: Path) -> None:
     args = tiny_pose(train_artifacts, tmp_path, "train.epochs=4", "data.workers=0", "train.val_every=2")
-    launch(load_config(None, [*args, "name=straight"]), quiet=True)
+    # recipe=True: what train-branch does without a config file (the killed run below is one)
+    launch(load_config(None, [*args, "name=straight"], recipe=True), quiet=True)
 
     # the same run in a separate process, killed with SIGKILL as soon as epoch 1 is checkpointed
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -145,7 +146,7 @@ def test_killed_after_epoch_one_and_resumed_equals_uninterrupted(train_artifacts
     assert stopped_at < 4, "the run finished before it could be killed"
     assert not (tmp_path / "killed" / "scores-test.csv").exists()
 
-    launch(load_config(None, [*args, "name=killed"]), resume=True, quiet=True)
+    launch(load_config(None, [*args, "name=killed"], recipe=True), resume=True, quiet=True)
     a = load_checkpoint(tmp_path / "straight" / "last.pt")
     b = load_checkpoint(last)
     assert a["epoch"] == b["epoch"] == 4
