@@ -117,6 +117,27 @@ def progress_bar() -> Progress:
     )
 
 
+def _video_progress(bar: Progress) -> tuple[Any, Callable[[str, int, int], None], Callable[[Any], None]]:
+    """An overall task over videos plus one transient task per video in progress: the overall
+    task id, ``on_progress(vid, done, total)`` and ``on_video(outcome)`` (an outcome has
+    ``video_id`` and ``skipped``) for the per-video extraction stages."""
+    overall = bar.add_task("videos", total=None)
+    per_video: dict[str, Any] = {}
+
+    def on_progress(vid: str, done: int, total: int) -> None:
+        if vid not in per_video:
+            per_video[vid] = bar.add_task(f"  {vid}", total=total)
+        bar.update(per_video[vid], completed=done, total=total)
+
+    def on_video(o: Any) -> None:
+        if o.video_id in per_video:
+            bar.remove_task(per_video.pop(o.video_id))
+        if not o.skipped:
+            bar.advance(overall)
+
+    return overall, on_progress, on_video
+
+
 def _parse_size(value: str) -> tuple[int, int]:
     try:
         h, w = (int(v) for v in value.lower().split("x"))
@@ -288,22 +309,10 @@ def extract_pose_cmd(
     )
     lm = release_label_map(root if root.is_dir() else None, label_map)
     with progress_bar() as bar:
-        overall = bar.add_task("videos", total=None)
-        per_video: dict[str, Any] = {}
+        overall, on_progress, on_video = _video_progress(bar)
 
         def on_start(jobs: list[Any], src: str, lay: str) -> None:
             bar.update(overall, total=len(jobs), description=f"videos ({src} -> {lay})")
-
-        def on_progress(vid: str, done: int, total: int) -> None:
-            if vid not in per_video:
-                per_video[vid] = bar.add_task(f"  {vid}", total=total)
-            bar.update(per_video[vid], completed=done, total=total)
-
-        def on_video(o: Any) -> None:
-            if o.video_id in per_video:
-                bar.remove_task(per_video.pop(o.video_id))
-            if not o.skipped:
-                bar.advance(overall)
 
         report = extract_pose(
             root, out, opts, lm, clips, test_labels, overwrite, resume, on_start, on_progress, on_video
@@ -357,19 +366,7 @@ def extract_faces_cmd(
 
     opts = FacesOptions(fps=fps, source=source, workers=workers)
     with progress_bar() as bar:
-        overall = bar.add_task("videos", total=None)
-        per_video: dict[str, Any] = {}
-
-        def on_progress(vid: str, done: int, total: int) -> None:
-            if vid not in per_video:
-                per_video[vid] = bar.add_task(f"  {vid}", total=total)
-            bar.update(per_video[vid], completed=done, total=total)
-
-        def on_video(o: Any) -> None:
-            if o.video_id in per_video:
-                bar.remove_task(per_video.pop(o.video_id))
-            if not o.skipped:
-                bar.advance(overall)
+        overall, on_progress, on_video = _video_progress(bar)
 
         report = extract_faces(
             root,

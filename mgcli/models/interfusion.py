@@ -34,7 +34,7 @@ samples never attend across the batch.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import torch
@@ -245,51 +245,39 @@ def interfusion(
     )
 
 
-def emotion_face(
-    num_classes: int,
-    *,
-    face_dim: int = 512,
-    context_dim: int = 768,
-    gesture_dim: int = 32,
-    width: int = 256,
-    layers: int = 2,
-    heads: int = 4,
-    dropout: float = 0.1,
-) -> InterFusion:
-    """The face-only ablation: InterFusion over the ``face`` stream (no cross-attention)."""
-    return interfusion(
-        num_classes,
-        ("face",),
-        face_dim=face_dim,
-        context_dim=context_dim,
-        gesture_dim=gesture_dim,
-        width=width,
-        layers=layers,
-        heads=heads,
-        dropout=dropout,
-    )
+def _one_stream(stream: str, doc: str) -> Callable[..., InterFusion]:
+    """A builder of InterFusion over ``stream`` alone, with the options of :func:`interfusion`
+    (the dims of the other streams are accepted, as the data fills them in, and unused)."""
+
+    def build(
+        num_classes: int,
+        *,
+        face_dim: int = 512,
+        context_dim: int = 768,
+        gesture_dim: int = 32,
+        width: int = 256,
+        layers: int = 2,
+        heads: int = 4,
+        dropout: float = 0.1,
+    ) -> InterFusion:
+        return interfusion(
+            num_classes,
+            (stream,),
+            face_dim=face_dim,
+            context_dim=context_dim,
+            gesture_dim=gesture_dim,
+            width=width,
+            layers=layers,
+            heads=heads,
+            dropout=dropout,
+        )
+
+    build.__name__ = build.__qualname__ = f"emotion_{stream}"
+    build.__doc__ = doc
+    return build
 
 
-def emotion_context(
-    num_classes: int,
-    *,
-    face_dim: int = 512,
-    context_dim: int = 768,
-    gesture_dim: int = 32,
-    width: int = 256,
-    layers: int = 2,
-    heads: int = 4,
-    dropout: float = 0.1,
-) -> InterFusion:
-    """The context-only ablation: InterFusion over the ``context`` stream (no cross-attention)."""
-    return interfusion(
-        num_classes,
-        ("context",),
-        face_dim=face_dim,
-        context_dim=context_dim,
-        gesture_dim=gesture_dim,
-        width=width,
-        layers=layers,
-        heads=heads,
-        dropout=dropout,
-    )
+emotion_face = _one_stream("face", "The face-only ablation: InterFusion over the ``face`` stream (no cross-attention).")
+emotion_context = _one_stream(
+    "context", "The context-only ablation: InterFusion over the ``context`` stream (no cross-attention)."
+)
