@@ -27,13 +27,10 @@ Sources of the points:
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import cv2
 import numpy as np
-
-from mgcli.errors import MgError
 
 CROP_SIZE = 112
 ARCFACE_112 = np.array(
@@ -182,14 +179,9 @@ class MediaPipeFaces:
     name = "mediapipe"
 
     def __init__(self, min_confidence: float = 0.5) -> None:
-        os.environ.setdefault("GLOG_minloglevel", "2")
-        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        try:
-            import mediapipe as mp
-        except ImportError:
-            raise MgError(
-                "--source mediapipe needs MediaPipe: pip install 'mgcli[mediapipe]' (or make setup-mediapipe)"
-            ) from None
+        from mgcli.pose.backends.mediapipe import import_mediapipe
+
+        mp = import_mediapipe()
         self.mp: Any = mp
         # model_selection=1: the full-range detector (faces up to about 5 m), shipped in the wheel.
         self._detector = mp.solutions.face_detection.FaceDetection(

@@ -27,7 +27,7 @@ import shutil
 import time
 import traceback
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
@@ -56,7 +56,7 @@ from mgcli.io.atomic import AtomicOutput, check_output
 from mgcli.io.faces import JPEG, FacesFile, FacesWriter
 from mgcli.io.frames import encode_jpeg
 from mgcli.io.h5 import ensure_room
-from mgcli.pose.extract import _prepare_parts, parts_dir_for
+from mgcli.pose.extract import _prepare_parts, collect, parts_dir_for
 
 SOURCES = ("auto", "openpose", "mediapipe")
 TAIL_SLACK = 5  # frames a container's frame count may overstate the decodable frames by
@@ -310,15 +310,7 @@ def _run_parallel(
         queue = manager.Queue() if on_progress else None
         with ProcessPoolExecutor(opts.workers, mp_context=ctx, initializer=_init_worker, initargs=(queue,)) as pool:
             pending = {pool.submit(_worker_run, j, opts, parts / f"{j.video_id}.h5") for j in todo}
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                while queue is not None and not queue.empty():
-                    on_progress(*queue.get())  # type: ignore[misc]
-                for fut in finished:
-                    o = fut.result()
-                    outcomes.append(o)
-                    if on_video:
-                        on_video(o)
+            outcomes += collect(pending, queue, on_progress, on_video)
     return outcomes
 
 

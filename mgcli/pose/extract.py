@@ -487,15 +487,25 @@ def _run_parallel(
             opts.workers, mp_context=ctx, initializer=_init_worker, initargs=(spec, queue, threads)
         ) as pool:
             pending = {pool.submit(_worker_run, j, opts, source, target, parts / f"{j.video_id}.h5") for j in todo}
-            while pending:
-                finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
-                while queue is not None and not queue.empty():
-                    on_progress(*queue.get())  # type: ignore[misc]
-                for fut in finished:
-                    o = fut.result()
-                    outcomes.append(o)
-                    if on_video:
-                        on_video(o)
+            outcomes += collect(pending, queue, on_progress, on_video)
+    return outcomes
+
+
+def collect(
+    pending: set[Any], queue: Any, on_progress: Callable[..., None] | None, on_video: Callable[[Any], None] | None
+) -> list[Any]:
+    """The results of worker futures as they finish, relaying the workers' progress messages
+    (``queue``, or None) to ``on_progress`` and each result to ``on_video`` meanwhile."""
+    outcomes = []
+    while pending:
+        finished, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        while queue is not None and not queue.empty():
+            on_progress(*queue.get())  # type: ignore[misc]
+        for fut in finished:
+            o = fut.result()
+            outcomes.append(o)
+            if on_video:
+                on_video(o)
     return outcomes
 
 

@@ -20,7 +20,7 @@ from mgcli.pose.tracking import Detection
 HAND_POINTS = 21
 
 
-def _import_mediapipe() -> Any:
+def import_mediapipe() -> Any:
     # MediaPipe's C++ logging goes to stderr unless told otherwise; keep the progress display clean.
     os.environ.setdefault("GLOG_minloglevel", "2")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -37,7 +37,7 @@ class MediaPipeBackend(PoseBackend):
     max_persons = 1
 
     def __init__(self, holistic: bool = False, min_confidence: float = 0.5, static: bool = False) -> None:
-        self.mp = _import_mediapipe()
+        self.mp = import_mediapipe()
         self.holistic = holistic
         self.name = "mediapipe-holistic" if holistic else "mediapipe"
         self.layout = "mediapipe75" if holistic else "mediapipe33"
