@@ -142,3 +142,76 @@ def test_train_fused_end_to_end(tmp_path):
     assert test["n"] == 4 and set(test["binary"]) == {"accuracy", "balanced_accuracy", "f1", "roc_auc"}
     assert test["binary"]["accuracy"] >= 0.75  # the vectors carry the label (shifted by it): learnable
     assert "accuracy" in r.output and "ROC-AUC" in r.output
+
+
+@pytest.fixture(scope="module")
+def emotion_sample(tmp_path_factory):
+    """A tiny emotion sample through the CLI: 8 videos of 3 s (4 train / 2 val / 2 test)."""
+    root = tmp_path_factory.mktemp("emo") / "sample"
+    r = CliRunner().invoke(
+        app, ["--quiet", "sample-data", str(root), "--preset", "emotion", "--videos", "8", "--seconds", "3"]
+    )
+    assert r.exit_code == 0, r.output
+    return root
+
+
+def test_embed_streams_end_to_end(emotion_sample, tmp_path):
+    """faces -> swinface, whole videos -> mvit-v2-s, per-clip scores -> gestures: three embeddings
+    files with the release's videos, splits and labels, trainable together."""
+    from mgcli.dataset.emotion import emotion_videos
+    from mgcli.dataset.release import Release
+    from mgcli.io.embeddings import EmbeddingsFile
+    from mgcli.io.scores import write_scores
+
+    run = CliRunner()
+    faces, face, ctx, ges = (tmp_path / n for n in ("faces.h5", "face.h5", "ctx.h5", "ges.h5"))
+    r = run.invoke(app, ["--quiet", "extract-faces", str(emotion_sample), "-o", str(faces)])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(app, ["--quiet", "embed", str(faces), "--model", "swinface", "-o", str(face), "--cpu"])
+    assert r.exit_code == 0, r.output
+    r = run.invoke(
+        app,
+        ["--quiet", "embed", str(emotion_sample), "--model", "mvit-v2-s", "--frames", "4", "--step", "2",
+         "--size", "32", "-o", str(ctx), "--cpu"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    clips = Release(emotion_sample).clips(check_frames=False)
+    probs = np.random.default_rng(0).dirichlet(np.ones(32), len(clips))
+    write_scores(tmp_path / "scores.csv", clips["clip_id"].tolist(), clips["label"].tolist(), probs)
+    r = run.invoke(
+        app,
+        ["--quiet", "embed", str(tmp_path / "scores.csv"), "--model", "gestures", "--release", str(emotion_sample),
+         "-o", str(ges)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    table = emotion_videos(Release(emotion_sample)).set_index("video_id")
+    for path, stream, dim in ((face, "face", 512), (ctx, "context", 768), (ges, "gesture", 32)):
+        with EmbeddingsFile(path) as f:
+            assert f.stream == stream and f.dim == dim
+            assert f.weights  # what was loaded, or "random init"
+            c = f.clips.set_index("video_id")
+            vids = list(c.index)
+            assert (c["label"] == table.loc[vids, "label"]).all() and (c["split"] == table.loc[vids, "split"]).all()
+            v = f.video(vids[0])
+            assert len(v.vectors) == len(v.frames) > 0 and np.isfinite(v.vectors).all()
+            assert (np.diff(v.frames) > 0).all() and v.frames.max() < f.num_frames[vids[0]]
+    with EmbeddingsFile(ges) as f:  # one step per clip of the video, at the clip's centre
+        vid = f.video_ids[0]
+        mine = clips[clips["video_id"] == vid].sort_values("start")
+        np.testing.assert_array_equal(f.frames(vid), (mine["start"] + mine["end"]) // 2)
+    r = run.invoke(
+        app,
+        ["--quiet", "train-fused", "--model", "interfusion", "--data", str(face), "--streams", str(ctx),
+         "--streams", str(ges), "--out-dir", str(tmp_path / "runs"), "--name", "emo", "--cpu", "train.epochs=1",
+         "train.min_steps=0", "model.streams=[face,context,gesture]", "model.width=16", "model.layers=1",
+         "model.heads=2", "data.workers=0", "data.view.window=1.5"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert len((tmp_path / "runs" / "emo" / "scores-test.csv").read_text().splitlines()) == 1 + 2
+    out = tmp_path / "prediction.zip"
+    r = run.invoke(
+        app,
+        ["--quiet", "submit", "--task", "emotion", str(tmp_path / "runs" / "emo" / "scores-test.csv"),
+         "--release", str(emotion_sample), "-o", str(out)],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output and out.is_file()
