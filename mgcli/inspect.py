@@ -23,8 +23,8 @@ from mgcli.io.scores import read_scores
 
 
 def describe(path: str | Path, label_map: LabelMap = DEFAULT_LABEL_MAP) -> RenderableType:
-    """Summary of a release root, ``poses.h5``, ``frames.h5``, ``heatmaps*.h5``, a scores CSV,
-    a ``{vid}_label.csv`` or a ``model.pt``."""
+    """Summary of a release root, ``poses.h5``, ``frames.h5``, ``heatmaps*.h5``, ``faces.h5``,
+    ``embeddings.h5``, a scores CSV, a ``{vid}_label.csv`` or a ``model.pt``."""
     path = Path(path)
     if not path.exists():
         raise DataError("not found", path)
@@ -42,7 +42,13 @@ def describe(path: str | Path, label_map: LabelMap = DEFAULT_LABEL_MAP) -> Rende
     if schema is None:
         raise DataError("not an mgcli artifact (expected a folder, .h5, .csv or .pt)", path)
     kind = schema.split("/")[0].removeprefix("mgcli.")
-    readers = {"poses": describe_poses, "frames": describe_frames, "heatmaps": describe_heatmaps}
+    readers = {
+        "poses": describe_poses,
+        "frames": describe_frames,
+        "heatmaps": describe_heatmaps,
+        "embeddings": describe_embeddings,
+        "faces": describe_faces,
+    }
     if kind not in readers:
         raise DataError(f"unknown artifact schema {schema}", path)
     return readers[kind](path)
@@ -271,3 +277,55 @@ def describe_checkpoint(path: Path) -> RenderableType:
         ),
     ]
     return _kv(f"checkpoint: {path}", items)
+
+
+def _video_table(videos: pd.DataFrame, title: str) -> Table:
+    """Videos per split and their win / lose / unlabelled counts."""
+    t = Table(title=title, title_justify="left", title_style="bold")
+    for col in ("split", "videos", "win", "lose", "unlabelled"):
+        t.add_column(col, justify="left" if col == "split" else "right")
+    for split in SPLITS:
+        rows = videos[videos["split"] == split]
+        if len(rows):
+            lab = rows["label"].to_numpy()
+            t.add_row(
+                split, str(len(rows)), str(int((lab == 1).sum())), str(int((lab == 0).sum())), str(int((lab < 0).sum()))
+            )
+    return t
+
+
+def describe_embeddings(path: Path) -> RenderableType:
+    from mgcli.io.embeddings import EmbeddingsFile
+
+    with EmbeddingsFile(path) as e:
+        steps = [len(e.frames(v)) for v in e.video_ids]
+        valid = sum(int(e.valid(v).sum()) for v in e.video_ids)
+        items = [
+            ("schema", e.f.attrs["schema"]),
+            ("written by", f"mgcli {e.f.attrs.get('mgcli_version', '?')}"),
+            ("stream", f"{e.stream} ({e.model}, {e.dim}-d)"),
+            ("weights", e.weights or "?"),
+            ("videos", len(steps)),
+            ("steps", f"{sum(steps):,} ({valid:,} valid), {min(steps, default=0)}-{max(steps, default=0)} per video"),
+        ]
+        return Group(_kv(f"embeddings: {path}", items), _video_table(e.clips, "videos"))
+
+
+def describe_faces(path: Path) -> RenderableType:
+    from mgcli.io.faces import FacesFile
+
+    with FacesFile(path) as ff:
+        v = ff.videos
+        scores = [ff.scores(vid) for vid in v["video_id"].astype(str)]
+        found = sum(int((s > 0).sum()) for s in scores)
+        items = [
+            ("schema", ff.f.attrs["schema"]),
+            ("written by", f"mgcli {ff.f.attrs.get('mgcli_version', '?')}"),
+            (
+                "crops",
+                f"{sum(len(s) for s in scores):,} at {ff.fps:g} fps, {ff.size} x {ff.size} ({found:,} with a face)",
+            ),
+            ("sources", ", ".join(sorted(set(v["source"].astype(str))))),
+            ("videos", len(v)),
+        ]
+        return Group(_kv(f"faces: {path}", items), _video_table(v, "videos"))

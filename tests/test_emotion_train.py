@@ -4,6 +4,7 @@ training run through mg train-fused on embeddings files."""
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -195,6 +196,11 @@ def test_embed_streams_end_to_end(emotion_sample, tmp_path):
             v = f.video(vids[0])
             assert len(v.vectors) == len(v.frames) > 0 and np.isfinite(v.vectors).all()
             assert (np.diff(v.frames) > 0).all() and v.frames.max() < f.num_frames[vids[0]]
+    r = run.invoke(app, ["inspect", str(face)])
+    assert r.exit_code == 0 and "face (swinface, 512-d)" in r.output and "random init" in r.output, r.output
+    assert re.search(r"train\s+│\s+4\s+│\s+2\s+│\s+2\s+│\s+0", r.output), r.output  # videos, win, lose, unlabelled
+    r = run.invoke(app, ["inspect", str(faces)])
+    assert r.exit_code == 0 and "112 x 112" in r.output and "openpose" in r.output, r.output
     with EmbeddingsFile(ges) as f:  # one step per clip of the video, at the clip's centre
         vid = f.video_ids[0]
         mine = clips[clips["video_id"] == vid].sort_values("start")
