@@ -2,6 +2,7 @@
 #   make test    the test suite, all but the MMPose backend (no compiler needed; CI runs it)
 #   make test-mmpose   builds MMPose (mmcv from source) and runs its tests (CI runs it too)
 #   make demo    every stage on the bundled synthetic sample, on CPU (about 5 minutes; FAST=1: 2)
+#   make demo-emotion   the emotion chain (faces, embeddings, InterFusion, submission) on the emotion sample
 #   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test-mmpose needs it)
 #   make bench   the benchmarks in tests/benchmarks/
@@ -22,7 +23,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test test-mmpose lint demo reproduce bench bench-real clean clean-demo
+.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion reproduce bench bench-real clean clean-demo
 
 install: $(STAMP)
 
@@ -117,6 +118,35 @@ demo: install $(addsuffix /scores-test.csv,$(DEMO_RUNS))
 	$(MG) ensemble $(DEMO_RUNS) --search-weights -o $(DEMO)/ensemble --overwrite
 	$(MG) submit $(DEMO)/ensemble/scores-test.csv --format kaggle2025 --release $(DEMO)/sample \
 		-o $(DEMO)/prediction.zip --overwrite
+
+# ---------------------------------------------------------------------------------------------
+# make demo-emotion: the emotion chain (MiGA 2025 Track 3) on the emotion sample, on CPU:
+#   sample-data --preset emotion -> extract-faces -> embed (SwinFace faces, MViTv2 context, random
+#   init: no weights can be downloaded here) -> train-fused InterFusion -> submit --task emotion.
+# With random-init embedders the sample's cues do not survive (README, "The emotion track"): this
+# shows the chain and its files, not the fusion's accuracy.
+EMO := $(DEMO)/emotion
+
+$(EMO)/sample/sample.json: | install
+	$(MG) sample-data $(EMO)/sample --preset emotion --overwrite
+
+$(EMO)/faces.h5: $(EMO)/sample/sample.json
+	$(MG) extract-faces $(EMO)/sample -o $@ --fps 1 --overwrite
+
+$(EMO)/face-emb.h5: $(EMO)/faces.h5
+	$(MG) embed $< --model swinface -o $@ --overwrite
+
+$(EMO)/context-emb.h5: $(EMO)/sample/sample.json
+	$(MG) embed $(EMO)/sample --model mvit-v2-s --frames 8 --step 2 --size 64 -o $@ --overwrite
+
+$(EMO)/runs/sample_interfusion/scores-test.csv: $(EMO)/face-emb.h5 $(EMO)/context-emb.h5 \
+		pipelines/sample_interfusion.yaml
+	$(MG) train-fused -c pipelines/sample_interfusion.yaml --out-dir $(EMO)/runs --overwrite \
+		data.path=$(EMO)/face-emb.h5 'data.streams=[$(EMO)/context-emb.h5]' $(DEMO_TRAIN)
+
+demo-emotion: install $(EMO)/runs/sample_interfusion/scores-test.csv
+	$(MG) submit --task emotion $(EMO)/runs/sample_interfusion/scores-test.csv --release $(EMO)/sample \
+		-o $(EMO)/prediction.zip --overwrite
 
 # ---------------------------------------------------------------------------------------------
 # make reproduce DATA=/path/to/release: the MiGA 2024 winner's final result with the pipelines/
