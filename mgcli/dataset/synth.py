@@ -1136,17 +1136,8 @@ def openpose_noise(keypoints: np.ndarray, rng: np.random.Generator) -> np.ndarra
 
 # Self-touching / fidgeting micro-gestures (self-adaptors: the hands touch the own face, hair, arms
 # or hands, or fiddle with an object) and the other ones (open talking gestures, head up).
-SELF_TOUCH_LABELS: tuple[int, ...] = (
-    TOUCH_FACE,
-    RUB_EYES,
-    TOUCH_CHIN,
-    PLAY_HAIR,
-    FOLD_ARM,
-    SCRATCH_ARM,
-    RUB_HAND,
-    PLAY_THINGS,
-)
 CALM_LABELS: tuple[int, ...] = (HEAD_UP, ILLUSTRATIVE)
+SELF_TOUCH_LABELS: tuple[int, ...] = tuple(c for c in SAMPLE_LABELS if c not in CALM_LABELS)
 
 MOUTH_GAIN = 0.12  # mouth-corner lift per unit of expression intensity, head units (~5 px at 112x112)
 BROW_GAIN = 0.09  # brow lift per unit of expression intensity, head units (~4 px at 112x112)

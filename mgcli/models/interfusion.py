@@ -33,6 +33,7 @@ samples never attend across the batch.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Mapping
 from typing import Any, Literal
@@ -246,32 +247,16 @@ def interfusion(
 
 
 def _one_stream(stream: str, doc: str) -> Callable[..., InterFusion]:
-    """A builder of InterFusion over ``stream`` alone, with the options of :func:`interfusion`
-    (the dims of the other streams are accepted, as the data fills them in, and unused)."""
+    """A builder of InterFusion over ``stream`` alone, taking the options of :func:`interfusion`
+    but ``streams`` (its signature, so option checking sees the same parameters; the dims of the
+    other streams are accepted, as the data fills them in, and unused)."""
 
-    def build(
-        num_classes: int,
-        *,
-        face_dim: int = 512,
-        context_dim: int = 768,
-        gesture_dim: int = 32,
-        width: int = 256,
-        layers: int = 2,
-        heads: int = 4,
-        dropout: float = 0.1,
-    ) -> InterFusion:
-        return interfusion(
-            num_classes,
-            (stream,),
-            face_dim=face_dim,
-            context_dim=context_dim,
-            gesture_dim=gesture_dim,
-            width=width,
-            layers=layers,
-            heads=heads,
-            dropout=dropout,
-        )
+    def build(num_classes: int, **options: Any) -> InterFusion:
+        return interfusion(num_classes, (stream,), **options)
 
+    sig = inspect.signature(interfusion)
+    build.__signature__ = sig.replace(parameters=[p for n, p in sig.parameters.items() if n != "streams"])
+    build.__annotations__ = {k: v for k, v in interfusion.__annotations__.items() if k != "streams"}
     build.__name__ = build.__qualname__ = f"emotion_{stream}"
     build.__doc__ = doc
     return build
