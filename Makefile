@@ -4,6 +4,7 @@
 #   make demo    every stage on the bundled synthetic sample, on CPU (about 5 minutes; FAST=1: 2)
 #   make demo-emotion   the emotion chain (faces, embeddings, InterFusion, submission) on the emotion sample
 #   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
+#   make reproduce-emotion DATA=/path/to/release   MiGA 2025 Track 3: faces, embeddings, InterFusion
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test-mmpose needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 #   make bench-real AR_DATA=AR.data.rda   skeleton models vs baselines on real skeletons (about 70 min)
@@ -23,7 +24,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion reproduce bench bench-real clean clean-demo
+.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion reproduce reproduce-emotion bench bench-real clean clean-demo
 
 install: $(STAMP)
 
@@ -206,6 +207,58 @@ reproduce: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imigue_swin
 		--search-weights -o $(OUT)/ensemble/final --overwrite
 	$(MG) submit $(OUT)/ensemble/final/scores-test.csv --format kaggle2025 --release $(DATA) \
 		-o $(OUT)/prediction.zip --overwrite
+
+# make reproduce-emotion DATA=/path/to/release: MiGA 2025 Track 3 (win / lose per video) with
+# pipelines/imigue_interfusion.yaml: faces from the release's OpenPose face points, SwinFace
+# embeddings (SWINFACE=checkpoint.pt; random init without, said in the output), MViTv2-S context
+# embeddings (MVIT_WEIGHTS, default kinetics400: torchvision's, downloaded once; MVIT_ARGS more
+# mg embed options, e.g. "--frames 8 --step 2 --size 64" on a CPU), InterFusion and
+# its two one-stream ablations, then the submission. EMO_PROTOCOL=imigue2021 uses the original
+# iMiGUE split instead of the release's label files; GESTURE_SCORES="a.csv b.csv" (micro-gesture
+# scores CSVs of mg evaluate / mg ensemble covering the emotion videos' clips) adds the gesture
+# stream to the fused model. OUT, GPUS, REPRO_TRAIN and REPRO_TRAIN_<run> as for make reproduce.
+SWINFACE ?=
+MVIT_WEIGHTS ?= kinetics400
+MVIT_ARGS ?=
+EMO_PROTOCOL ?=
+GESTURE_SCORES ?=
+EMO_SPLIT = $(if $(EMO_PROTOCOL),--protocol $(EMO_PROTOCOL))
+EMO_EMB := $(OUT)/face-emb.h5 $(OUT)/context-emb.h5 $(if $(GESTURE_SCORES),$(OUT)/gesture-emb.h5)
+EMO_FUSED = data.path=$(OUT)/face-emb.h5 \
+	'data.streams=[$(OUT)/context-emb.h5$(if $(GESTURE_SCORES),$(comma)$(OUT)/gesture-emb.h5)]' \
+	$(if $(GESTURE_SCORES),'model.streams=[face$(comma)context$(comma)gesture]')
+comma := ,
+
+$(OUT)/faces.h5: | install
+	@test -n "$(DATA)" || { echo "make reproduce-emotion: give DATA=/path/to/the/release"; exit 2; }
+	$(MG) extract-faces $(DATA) -o $@ $(EMO_SPLIT) --workers $(WORKERS) --resume
+
+$(OUT)/face-emb.h5: $(OUT)/faces.h5
+	$(MG) embed $< --model swinface $(if $(SWINFACE),--weights $(SWINFACE)) -o $@ --overwrite
+
+$(OUT)/context-emb.h5: | install
+	@test -n "$(DATA)" || { echo "make reproduce-emotion: give DATA=/path/to/the/release"; exit 2; }
+	$(MG) embed $(DATA) --model mvit-v2-s $(if $(MVIT_WEIGHTS),--weights $(MVIT_WEIGHTS)) $(MVIT_ARGS) \
+		$(EMO_SPLIT) -o $@ --overwrite
+
+$(OUT)/gesture-emb.h5: $(GESTURE_SCORES) | install
+	$(MG) embed $(GESTURE_SCORES) --model gestures --release $(DATA) $(EMO_SPLIT) -o $@ --overwrite
+
+$(RUNS)/imigue_interfusion/scores-test.csv: $(EMO_EMB) pipelines/imigue_interfusion.yaml
+	$(MG) train-fused -c pipelines/imigue_interfusion.yaml --out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) \
+		$(EMO_FUSED) $(RUN_ARGS)
+
+$(RUNS)/imigue_emotion_face/scores-test.csv $(RUNS)/imigue_emotion_context/scores-test.csv: \
+		$(RUNS)/imigue_emotion_%/scores-test.csv: $(OUT)/face-emb.h5 $(OUT)/context-emb.h5 \
+		pipelines/imigue_interfusion.yaml
+	$(MG) train-fused -c pipelines/imigue_interfusion.yaml --model emotion-$* --name imigue_emotion_$* \
+		--out-dir $(RUNS) $(RUN_MODE) $(GPU_FLAGS) data.path=$(OUT)/face-emb.h5 \
+		'data.streams=[$(OUT)/context-emb.h5]' $(RUN_ARGS)
+
+reproduce-emotion: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imigue_interfusion \
+		imigue_emotion_face imigue_emotion_context))
+	$(MG) submit --task emotion $(RUNS)/imigue_interfusion/scores-test.csv --release $(DATA) $(EMO_SPLIT) \
+		-o $(OUT)/emotion-prediction.zip --overwrite
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

@@ -133,3 +133,56 @@ def test_make_reproduce_needs_data(tmp_path: Path) -> None:
     res = _make("reproduce", f"OUT={tmp_path / 'r'}", "MG=mg", timeout=60)
     assert res.returncode != 0
     assert "make reproduce: give DATA=/path/to/the/release" in res.stdout + res.stderr
+
+
+@installed
+def test_make_reproduce_emotion_runs_the_chain_on_a_small_emotion_sample(tmp_path: Path) -> None:
+    """faces -> SwinFace + MViTv2 embeddings (random init, CPU-sized) -> InterFusion and its two
+    ablations -> the emotion submission, with every test video once."""
+    release, out = tmp_path / "emo", tmp_path / "repro"
+    res = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "mg"), "--quiet", "sample-data", str(release), "--preset", "emotion",
+         "--videos", "8", "--seconds", "3"],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    train = "train.epochs=1 train.min_steps=0 model.width=16 model.layers=1 model.heads=2 data.workers=0"
+    res = _make(
+        "reproduce-emotion", f"DATA={release}", f"OUT={out}", "GPUS=0", "WORKERS=1", "MVIT_WEIGHTS=",
+        "MVIT_ARGS=--frames 4 --step 4 --size 32", f"REPRO_TRAIN={train} data.view.window=3",
+    )  # fmt: skip
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    for run in ("imigue_interfusion", "imigue_emotion_face", "imigue_emotion_context"):
+        scores = list(csv.DictReader(io.StringIO((out / "runs" / run / "scores-test.csv").read_text())))
+        assert len(scores) == 2, run  # one row per test video
+    assert "--model emotion-face --name imigue_emotion_face" in res.stdout
+    with zipfile.ZipFile(out / "emotion-prediction.zip") as z:
+        rows = list(csv.reader(io.StringIO(z.read("prediction.csv").decode())))
+    truth = list(csv.reader(io.StringIO((release / "test_label.csv").read_text())))
+    assert rows[0] == ["video_id", "label"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(r[0] for r in truth if r[0] != "video_id")
+    assert {r[1] for r in rows[1:]} <= {"0", "1"}
+
+
+def test_make_reproduce_emotion_options_reach_their_stages(tmp_path: Path) -> None:
+    out, release = tmp_path / "repro", tmp_path / "release"
+    scores = [tmp_path / f"scores-{s}.csv" for s in ("train", "val", "test")]
+    for s in scores:
+        s.touch()
+    cmds = _dry(
+        "reproduce-emotion", f"DATA={release}", f"OUT={out}", "MG=mg", "GPUS=2", "EMO_PROTOCOL=imigue2021",
+        "SWINFACE=/w/swinface.pt", f"GESTURE_SCORES={' '.join(map(str, scores))}",
+    )  # fmt: skip
+    joined = "\n".join(cmds)
+    assert f"mg extract-faces {release} -o {out}/faces.h5 --protocol imigue2021" in joined
+    assert "--model swinface --weights /w/swinface.pt" in joined
+    assert "--model mvit-v2-s --weights kinetics400" in joined
+    assert f"mg embed {' '.join(map(str, scores))} --model gestures --release {release} --protocol imigue2021" in joined
+    fused = next(c for c in cmds if "train-fused" in c and "--name" not in c)
+    assert f"'data.streams=[{out}/context-emb.h5,{out}/gesture-emb.h5]'" in fused
+    assert "'model.streams=[face,context,gesture]'" in fused and "--gpus 2" in fused
+    assert sum("train-fused" in c for c in cmds) == 3
+    assert cmds[-1].startswith(f"mg submit --task emotion {out}/runs/imigue_interfusion/scores-test.csv")
+    assert "--protocol imigue2021" in cmds[-1]
+    res = _make("reproduce-emotion", f"OUT={tmp_path / 'r'}", "MG=mg", timeout=60)
+    assert res.returncode != 0 and "make reproduce-emotion: give DATA=" in res.stdout + res.stderr
