@@ -168,9 +168,11 @@ SEMANTIC ?=
 RUN_ARGS = $(REPRO_TRAIN) $(REPRO_TRAIN_$(notdir $(@D)))
 GPU_FLAGS = $(if $(filter-out 0,$(GPUS)),--gpus $(GPUS))
 RUNS := $(OUT)/runs
+# $(call need_data,TARGET): stop with one line when DATA is not given
+need_data = @test -n "$(DATA)" || { echo "make $(1): give DATA=/path/to/the/release"; exit 2; }
 
 $(OUT)/poses.h5: | install
-	@test -n "$(DATA)" || { echo "make reproduce: give DATA=/path/to/the/release"; exit 2; }
+	$(call need_data,reproduce)
 	$(MG) extract-pose $(DATA) -o $@ --frames-out $(OUT)/frames.h5 --frame-size $(FRAME_SIZE) \
 		--workers $(WORKERS) --overwrite
 
@@ -230,14 +232,14 @@ EMO_FUSED = data.path=$(OUT)/face-emb.h5 \
 comma := ,
 
 $(OUT)/faces.h5: | install
-	@test -n "$(DATA)" || { echo "make reproduce-emotion: give DATA=/path/to/the/release"; exit 2; }
+	$(call need_data,reproduce-emotion)
 	$(MG) extract-faces $(DATA) -o $@ $(EMO_SPLIT) --workers $(WORKERS) --resume
 
 $(OUT)/face-emb.h5: $(OUT)/faces.h5
 	$(MG) embed $< --model swinface $(if $(SWINFACE),--weights $(SWINFACE)) -o $@ --overwrite
 
 $(OUT)/context-emb.h5: | install
-	@test -n "$(DATA)" || { echo "make reproduce-emotion: give DATA=/path/to/the/release"; exit 2; }
+	$(call need_data,reproduce-emotion)
 	$(MG) embed $(DATA) --model mvit-v2-s $(if $(MVIT_WEIGHTS),--weights $(MVIT_WEIGHTS)) $(MVIT_ARGS) \
 		$(EMO_SPLIT) -o $@ --overwrite
 
