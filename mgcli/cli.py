@@ -480,11 +480,14 @@ def embed_cmd(
     inputs: Annotated[
         list[Path],
         typer.Argument(
-            help="swinface: faces.h5 (mg extract-faces); mvit-v2-s: the release root; gestures: scores CSVs.",
+            help="swinface: faces.h5 (mg extract-faces); mvit-v2-s, face-points, body-motion: the release "
+            "root; gestures: scores CSVs.",
             show_default=False,
         ),
     ],
-    model: Annotated[str, typer.Option("--model", "-m", help="swinface, mvit-v2-s or gestures.")] = "swinface",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help="swinface, mvit-v2-s, gestures, face-points or body-motion.")
+    ] = "swinface",
     out: Annotated[Path, typer.Option("--out", "-o", help="The embeddings.h5 to write.")] = Path("embeddings.h5"),
     weights: Annotated[
         str | None,
@@ -501,6 +504,8 @@ def embed_cmd(
     ] = 0,
     size: Annotated[int, typer.Option(help="mvit-v2-s: crop size (short side resized, centre crop).")] = 224,
     batch_size: Annotated[int, typer.Option(help="Crops or windows per forward pass.")] = 16,
+    fps: Annotated[float, typer.Option(help="face-points, body-motion: steps per second.")] = 2.0,
+    window: Annotated[float, typer.Option(help="body-motion: seconds per window.")] = 1.0,
     min_face_score: Annotated[float, typer.Option(help="swinface: crops scored lower count as no face.")] = 0.5,
     emotion_labels: Annotated[
         Path | None,
@@ -514,14 +519,17 @@ def embed_cmd(
 
     swinface embeds every crop of faces.h5 (512-d); mvit-v2-s embeds windows covering each whole
     video (768-d for v2-S); gestures turns a micro-gesture classifier's per-clip probabilities into
-    a stream over each video. Labels and splits come from the release (or --emotion-labels /
-    --protocol; faces.h5 already carries them).
+    a stream over each video. face-points (a face stream) and body-motion (a context stream) need
+    no weights: descriptors of the release's OpenPose points (facial-expression geometry; the
+    body's speeds, sway and self-touching) at --fps steps per second. Labels and splits come from
+    the release (or --emotion-labels / --protocol; faces.h5 already carries them).
     """
-    from mgcli import embed
+    from mgcli import embed, embed_points
 
     name = model.replace("_", "-").lower()
-    if name not in ("swinface", "mvit-v2-s", "gestures"):
-        raise MgError(f"--model must be swinface, mvit-v2-s or gestures, not {model!r}")
+    if name not in ("swinface", "mvit-v2-s", "gestures", *embed_points.STREAM_OF):
+        raise MgError(f"--model must be swinface, mvit-v2-s, gestures, face-points or body-motion, not {model!r}")
+    points = embed_points.PointsOptions(fps=fps, window=window) if name in embed_points.STREAM_OF else None
     for opt, value, least in (
         ("--frames", frames, 1),
         ("--step", step, 1),
@@ -537,6 +545,10 @@ def embed_cmd(
         tick = lambda n, total: bar.update(task, completed=n, total=total)  # noqa: E731
         if name == "swinface":
             rep = embed.embed_faces(inputs[0], out, weights, batch_size, min_face_score, overwrite, not cpu, tick)
+        elif points is not None:
+            rep = embed_points.embed_points(
+                inputs[0], out, name, points, emotion_labels, protocol, overwrite, progress=tick
+            )
         elif name == "mvit-v2-s":
             spec = embed.WindowSpec(frames, step, stride, size)
             rep = embed.embed_context(
