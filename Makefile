@@ -122,17 +122,32 @@ demo: install $(addsuffix /scores-test.csv,$(DEMO_RUNS))
 
 # ---------------------------------------------------------------------------------------------
 # make demo-emotion: the emotion chain (MiGA 2025 Track 3) on the emotion sample, on CPU:
-#   sample-data --preset emotion -> extract-faces -> embed (SwinFace faces, MViTv2 context, random
-#   init: no weights can be downloaded here) -> train-fused InterFusion -> submit --task emotion.
-# With random-init embedders the sample's cues do not survive (README, "The emotion track"): this
-# shows the chain and its files, not the fusion's accuracy.
+#   sample-data --preset emotion -> extract-faces (crops and a preview montage) -> embed
+#   face-points and body-motion (descriptors of the sample's OpenPose points: facial-expression
+#   geometry, body speeds and self-touching; no weights needed) -> train-fused InterFusion and its
+#   two one-stream ablations (each prints its test accuracy) -> submit --task emotion.
+# EMBEDDERS=networks embeds with SwinFace (the crops) and MViTv2 (the frames) instead: random init
+# here (no weights can be downloaded), so the sample's cues do not survive that route (README).
 EMO := $(DEMO)/emotion
+EMBEDDERS ?= points
+EMO_NETS = $(filter networks,$(EMBEDDERS))
+EMO_FACE = $(EMO)/$(if $(EMO_NETS),face-emb,face-points).h5
+EMO_CONTEXT = $(EMO)/$(if $(EMO_NETS),context-emb,body-motion).h5
+EMO_MODEL_interfusion := interfusion
+EMO_MODEL_emotion_face := emotion-face
+EMO_MODEL_emotion_context := emotion-context
 
 $(EMO)/sample/sample.json: | install
 	$(MG) sample-data $(EMO)/sample --preset emotion --overwrite
 
 $(EMO)/faces.h5: $(EMO)/sample/sample.json
-	$(MG) extract-faces $(EMO)/sample -o $@ --fps 1 --overwrite
+	$(MG) extract-faces $(EMO)/sample -o $@ --fps 1 --preview 0001 --overwrite
+
+$(EMO)/face-points.h5: $(EMO)/sample/sample.json
+	$(MG) embed $(EMO)/sample --model face-points -o $@ --overwrite
+
+$(EMO)/body-motion.h5: $(EMO)/sample/sample.json
+	$(MG) embed $(EMO)/sample --model body-motion -o $@ --overwrite
 
 $(EMO)/face-emb.h5: $(EMO)/faces.h5
 	$(MG) embed $< --model swinface -o $@ --overwrite
@@ -140,12 +155,11 @@ $(EMO)/face-emb.h5: $(EMO)/faces.h5
 $(EMO)/context-emb.h5: $(EMO)/sample/sample.json
 	$(MG) embed $(EMO)/sample --model mvit-v2-s --frames 8 --step 2 --size 64 -o $@ --overwrite
 
-$(EMO)/runs/sample_interfusion/scores-test.csv: $(EMO)/face-emb.h5 $(EMO)/context-emb.h5 \
-		pipelines/sample_interfusion.yaml
-	$(MG) train-fused -c pipelines/sample_interfusion.yaml --out-dir $(EMO)/runs --overwrite \
-		data.path=$(EMO)/face-emb.h5 'data.streams=[$(EMO)/context-emb.h5]' $(DEMO_TRAIN)
+$(EMO)/runs/sample_%/scores-test.csv: $(EMO_FACE) $(EMO_CONTEXT) pipelines/sample_interfusion.yaml
+	$(MG) train-fused -c pipelines/sample_interfusion.yaml --model $(EMO_MODEL_$*) --name sample_$* \
+		--out-dir $(EMO)/runs --overwrite data.path=$(EMO_FACE) 'data.streams=[$(EMO_CONTEXT)]' $(DEMO_TRAIN)
 
-demo-emotion: install $(EMO)/runs/sample_interfusion/scores-test.csv
+demo-emotion: install $(EMO)/faces.h5 $(foreach r,interfusion emotion_face emotion_context,$(EMO)/runs/sample_$(r)/scores-test.csv)
 	$(MG) submit --task emotion $(EMO)/runs/sample_interfusion/scores-test.csv --release $(EMO)/sample \
 		-o $(EMO)/prediction.zip --overwrite
 

@@ -186,3 +186,28 @@ def test_make_reproduce_emotion_options_reach_their_stages(tmp_path: Path) -> No
     assert "--protocol imigue2021" in cmds[-1]
     res = _make("reproduce-emotion", f"OUT={tmp_path / 'r'}", "MG=mg", timeout=60)
     assert res.returncode != 0 and "make reproduce-emotion: give DATA=" in res.stdout + res.stderr
+
+
+def test_make_demo_emotion_trains_the_fused_model_and_both_ablations(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    cmds = _dry("demo-emotion", f"DEMO={demo}", "MG=mg")
+    emo = demo / "emotion"
+    joined = "\n".join(cmds)
+    assert f"mg embed {emo}/sample --model face-points -o {emo}/face-points.h5" in joined
+    assert f"mg embed {emo}/sample --model body-motion -o {emo}/body-motion.h5" in joined
+    assert "--preview 0001" in joined and "swinface" not in joined and "mvit" not in joined
+    trains = [c for c in cmds if "train-fused" in c]
+    assert [re.search(r"--model (\S+) --name (\S+)", c).groups() for c in trains] == [
+        ("interfusion", "sample_interfusion"),
+        ("emotion-face", "sample_emotion_face"),
+        ("emotion-context", "sample_emotion_context"),
+    ]
+    assert all(f"data.path={emo}/face-points.h5 'data.streams=[{emo}/body-motion.h5]'" in c for c in trains)
+    assert cmds[-1].startswith(f"mg submit --task emotion {emo}/runs/sample_interfusion/scores-test.csv")
+    nets = _dry("demo-emotion", f"DEMO={demo}", "MG=mg", "EMBEDDERS=networks")
+    joined = "\n".join(nets)
+    assert f"mg embed {emo}/faces.h5 --model swinface -o {emo}/face-emb.h5" in joined and "--model mvit-v2-s" in joined
+    assert "face-points" not in joined
+    assert all(
+        f"data.path={emo}/face-emb.h5 'data.streams=[{emo}/context-emb.h5]'" in c for c in nets if "train-fused" in c
+    )
