@@ -918,6 +918,69 @@ def ensemble_cmd(
         console.print(output.wrote(files.report))
 
 
+@app.command(
+    "evaluate-online",
+    epilog="Example: [bold]mg evaluate-online detections.csv --release demo/sample --timeline 0013[/]",
+)
+@handles_errors
+def evaluate_online_cmd(
+    detections: Annotated[Path, typer.Argument(help="A detections CSV: video_id,label,start,end[,score].")],
+    release: Annotated[Path, typer.Option(help="The release whose ground-truth segments to score against.")],
+    split: Annotated[str, typer.Option(help="The split to score: train, val or test.")] = "test",
+    test_labels: Annotated[
+        Path | None, typer.Option(help="CSV clip_id,label with the true test classes (default: ROOT/test_labels.csv).")
+    ] = None,
+    iou: Annotated[float, typer.Option(help="Overlap (intersection over hull) a hit must exceed.")] = 0.3,
+    timeline: Annotated[
+        list[str] | None, typer.Option(help="Also draw this video's timeline PNG (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Prefix of the outputs (default: the CSV without .csv).")
+    ] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Online recognition F1 (MiGA Track 2) of detected segments in whole videos.
+
+    A detection is a hit when its class is the ground truth's and their overlap (intersection over
+    the hull of the two segments) exceeds --iou. Two matchings: strict (one to one, our default)
+    and organisers (as the organisers' starter code counts: a detection may be the hit of several
+    ground-truth segments). Precision and recall are pooled over all videos of the split. Writes
+    PREFIX-online.json and, per --timeline video, PREFIX-timeline-VID.png.
+    """
+    from rich.table import Table
+
+    from mgcli.online.evaluate import evaluate_online
+
+    if split not in ("train", "val", "test"):
+        raise MgError(f"--split must be train, val or test, not {split!r}")
+    rep = evaluate_online(detections, release, split, test_labels, iou, timeline or [], out, overwrite)
+    table = Table(title=f"{split}: {rep.videos} videos, overlap > {iou:g}")
+    for col in ("matching", "F1", "precision", "recall", "hits", "detections", "ground truth"):
+        table.add_column(col, justify="left" if col == "matching" else "right")
+    for name, s in rep.scores.items():
+        table.add_row(
+            name, f"{s.f1:.4f}", f"{s.precision:.4f}", f"{s.recall:.4f}", str(s.hits), str(s.predictions),
+            str(s.ground_truth),
+        )  # fmt: skip
+    console.print(table)
+    per_class = Table(title="per class (strict)")
+    for col in ("class", "F1", "precision", "recall", "hits", "detections", "ground truth"):
+        per_class.add_column(col, justify="left" if col == "class" else "right")
+    for c, v in rep.scores["strict"].per_class.items():
+        name = rep.class_names[c] if c < len(rep.class_names) else str(c)
+        per_class.add_row(
+            name, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}", str(v["hits"]),
+            str(v["predictions"]), str(v["ground_truth"]),
+        )  # fmt: skip
+    console.print(per_class)
+    if rep.ignored_videos:
+        err_console.print(
+            f"[yellow]ignored[/] detections on {len(rep.ignored_videos)} video(s) outside the {split} split "
+            f"(e.g. {', '.join(rep.ignored_videos[:3])})"
+        )
+    console.print(output.wrote(rep.files))
+
+
 @app.command("report", epilog="Example: [bold]mg report runs/sample_rgbpose/scores-val.csv[/]")
 @handles_errors
 def report_cmd(

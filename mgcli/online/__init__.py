@@ -1,0 +1,1 @@
+"""Online micro-gesture recognition (MiGA Track 2): scoring detected segments in whole videos."""
