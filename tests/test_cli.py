@@ -31,6 +31,7 @@ def test_version_and_help() -> None:
         "train-branch",
         "train-fused",
         "evaluate",
+        "evaluate-online",
         "ensemble",
         "report",
         "submit",
