@@ -1026,7 +1026,10 @@ def report_cmd(
 )
 @handles_errors
 def submit_cmd(
-    scores: Annotated[Path, typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble).")],
+    scores: Annotated[
+        Path,
+        typer.Argument(help="Test scores CSV (a run's scores-test.csv or an ensemble); online: a detections CSV."),
+    ],
     release: Annotated[
         Path | None,
         typer.Option(
@@ -1037,12 +1040,17 @@ def submit_cmd(
         str,
         typer.Option(
             "--format",
-            help="kaggle2025 (prediction.csv: Id,Target; emotion: video_id,label) or codalab2023 "
-            "(Submission.csv: id,pred, no header).",
+            help="kaggle2025 (prediction.csv: Id,Target; emotion: video_id,label), codalab2023 "
+            "(Submission.csv: id,pred, no header) or online2023 (Track 2: a detections CSV to one "
+            "{vid}_prediction.csv per test video).",
         ),
     ] = "kaggle2025",
     task: Annotated[
-        str, typer.Option(help="gesture (one row per test clip) or emotion (Track 3: one win/lose row per test video).")
+        str,
+        typer.Option(
+            help="gesture (one row per test clip), emotion (Track 3: one win/lose row per test video) or "
+            "online (Track 2: detected segments; implied by --format online2023)."
+        ),
     ] = "gesture",
     columns: Annotated[
         str | None, typer.Option(help="Header replacing the format's, e.g. video_id,label; none: no header.")
@@ -1060,11 +1068,32 @@ def submit_cmd(
     zipped. Refuses, listing every problem, unless each test clip of the release is there exactly
     once with a well-formed id and a class in range. --task emotion: win (1) / lose (0) per test
     video from per-video scores (columns 0 = lose, 1 = win); the official Track 3 column names are
-    not public, so video_id,label is our reading (--columns changes it)."""
-    from mgcli.submit import EMOTION_FORMATS, FORMATS, TASKS, write_emotion_submission, write_submission
+    not public, so video_id,label is our reading (--columns changes it). --format online2023
+    (Track 2 as on Codalab in 2023): a detections CSV (video_id,label,start,end[,score]) to one
+    {vid}_prediction.csv per test video, rows GestureID,StartFrame,EndFrame with raw class ids."""
+    from mgcli.submit import (
+        EMOTION_FORMATS,
+        FORMATS,
+        TASKS,
+        write_emotion_submission,
+        write_online_submission,
+        write_submission,
+    )
 
     if task not in TASKS:
         raise MgError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
+    if task == "online" or fmt == "online2023":
+        if release is None:
+            raise MgError("--release is required: the release folder whose test videos to write")
+        path, videos, n = write_online_submission(
+            scores,
+            release,
+            out or Path("online-prediction.zip"),
+            "online2023" if fmt == "kaggle2025" else fmt,
+            overwrite,
+        )
+        console.print(output.wrote([path], f"online2023: {videos} test videos, {n} segments"))
+        return
     formats = FORMATS if task == "gesture" else EMOTION_FORMATS
     if out is None:
         out = Path(formats[fmt].member).with_suffix(".zip") if fmt in formats else Path("prediction.zip")

@@ -56,7 +56,9 @@ FORMATS = {
 EMOTION_FORMATS = {
     "kaggle2025": Format("prediction.csv", "video_id,label"),
 }
-TASKS = ("gesture", "emotion")
+TASKS = ("gesture", "emotion", "online")
+# Track 2 (online recognition), MiGA 2023 on Codalab: one {vid}_prediction.csv per test video.
+ONLINE_FORMATS = ("online2023",)
 VIDEO_ID = re.compile(r"^\d{4}$")
 COLUMN_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_ .-]*$")
 
@@ -131,14 +133,17 @@ def render_csv(table: pd.DataFrame, fmt: Format) -> bytes:
     return ("\n".join(lines) + "\n").encode()
 
 
-def write_zip(out: str | Path, member: str, data: bytes, overwrite: bool = False) -> Path:
-    """A zip holding ``data`` as ``member``, byte-reproducible (fixed timestamp), written atomically."""
+def write_zip(out: str | Path, member: str | dict[str, bytes], data: bytes = b"", overwrite: bool = False) -> Path:
+    """A zip holding ``data`` as ``member`` (or every ``{member: data}`` of a dict, in its order),
+    byte-reproducible (fixed timestamp), written atomically."""
+    members = member if isinstance(member, dict) else {member: data}
     with atomic_output(out, overwrite) as tmp:
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
-            info = zipfile.ZipInfo(member, date_time=ZIP_TIME)
-            info.compress_type = zipfile.ZIP_DEFLATED
-            info.external_attr = 0o644 << 16
-            z.writestr(info, data)
+            for name, body in members.items():
+                info = zipfile.ZipInfo(name, date_time=ZIP_TIME)
+                info.compress_type = zipfile.ZIP_DEFLATED
+                info.external_attr = 0o644 << 16
+                z.writestr(info, body)
     return Path(out)
 
 
@@ -159,7 +164,7 @@ def write_submission(
     spec = FORMATS[fmt] if columns is None else replace(FORMATS[fmt], header=parse_columns(columns))
     table = predictions(scores_path, split_clip_ids(release), num_classes)
     data = render_csv(table, spec)
-    return write_zip(out, spec.member, data, overwrite), len(table)
+    return write_zip(out, spec.member, data, overwrite=overwrite), len(table)
 
 
 # --------------------------------------------------------------------------- emotion (Track 3)
@@ -230,4 +235,46 @@ def write_emotion_submission(
     lines = [spec.header] if spec.header else []
     lines += [f"{v},{label}" for v, label in zip(table["video_id"], table["label"], strict=True)]
     data = ("\n".join(lines) + "\n").encode()
-    return write_zip(out, spec.member, data, overwrite), table
+    return write_zip(out, spec.member, data, overwrite=overwrite), table
+
+
+# --------------------------------------------------------------------------- online (Track 2)
+
+
+def write_online_submission(
+    detections_path: str | Path, release: str | Path, out: str | Path, fmt: str = "online2023", overwrite: bool = False
+) -> tuple[Path, int, int]:
+    """The Track 2 zip of a detections CSV (:mod:`mgcli.io.detections`): one
+    ``{vid}_prediction.csv`` per test video of the release folder, rows
+    ``GestureID,StartFrame,EndFrame`` (raw challenge class ids, by start frame), no header, an
+    empty file for a video without detections. Refuses detections on videos that are not test
+    videos. Returns the zip, the number of videos and of segments."""
+    from mgcli.dataset.release import Release
+    from mgcli.io.detections import read_detections
+
+    if fmt not in ONLINE_FORMATS:
+        raise MgError(f"--format must be one of {', '.join(ONLINE_FORMATS)} for --task online, got {fmt!r}")
+    release = Path(release)
+    if not release.is_dir():
+        raise MgError("--release must be a release folder for --task online", release)
+    rel = Release(release)
+    test = sorted(set(rel.clips(check_frames=False).query("split == 'test'")["video_id"]))
+    if not test:
+        raise MgError("no test videos in the release", release)
+    det = read_detections(detections_path, rel.label_map.num_classes).table
+    extra = sorted(set(det["video_id"]) - set(test))
+    if extra:
+        raise MgError(
+            f"refusing to write a submission: {len(extra)} videos that are not test videos of the release, "
+            f"e.g. {', '.join(extra[:3])}",
+            detections_path,
+        )
+    members = {}
+    for vid in test:
+        mine = det[det["video_id"] == vid].sort_values(["start", "end"], kind="stable")
+        rows = [
+            f"{rel.label_map.to_raw(int(c))},{s},{e}"
+            for c, s, e in zip(mine["label"], mine["start"], mine["end"], strict=True)
+        ]
+        members[f"{vid}_prediction.csv"] = ("".join(r + "\n" for r in rows)).encode()
+    return write_zip(out, members, overwrite=overwrite), len(test), len(det)

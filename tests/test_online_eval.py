@@ -147,3 +147,65 @@ def test_evaluate_online_on_the_sample(small_sample, tmp_path):
         app, ["evaluate-online", str(det), "--release", str(small_sample), "--iou", "1.5", "-o", str(tmp_path / "y")]
     )
     assert r.exit_code == 2 and "--iou must be in [0, 1)" in r.output
+
+
+def test_submit_online2023_writes_one_file_per_test_video(small_sample, tmp_path):
+    import zipfile
+
+    from mgcli.dataset.release import Release
+
+    rel = Release(small_sample)
+    clips = rel.clips(check_frames=False)
+    test = clips[clips["split"] == "test"]
+    vids = sorted(test["video_id"].unique())
+    det = pd.DataFrame(
+        [
+            {"video_id": vids[0], "label": 5, "start": 40, "end": 60, "score": 0.5},
+            {"video_id": vids[0], "label": 2, "start": 10, "end": 30, "score": 0.9},
+        ]
+    )
+    write_detections(tmp_path / "det.csv", det)
+    out = tmp_path / "online.zip"
+    run = CliRunner()
+    r = run.invoke(
+        app,
+        ["submit", str(tmp_path / "det.csv"), "--format", "online2023", "--release", str(small_sample), "-o", str(out)],
+    )
+    assert r.exit_code == 0 and f"{len(vids)} test videos, 2 segments" in r.output, r.output
+    with zipfile.ZipFile(out) as z:
+        assert z.namelist() == [f"{v}_prediction.csv" for v in vids]
+        raw = rel.label_map.to_raw
+        assert z.read(f"{vids[0]}_prediction.csv") == f"{raw(2)},10,30\n{raw(5)},40,60\n".encode()
+        assert all(z.read(f"{v}_prediction.csv") == b"" for v in vids[1:])
+    first = out.read_bytes()
+    r = run.invoke(
+        app,
+        [
+            "submit",
+            str(tmp_path / "det.csv"),
+            "--task",
+            "online",
+            "--release",
+            str(small_sample),
+            "-o",
+            str(out),
+            "--overwrite",
+        ],
+    )
+    assert r.exit_code == 0 and out.read_bytes() == first  # byte-reproducible
+    train_vid = clips.loc[clips["split"] == "train", "video_id"].iloc[0]
+    write_detections(tmp_path / "bad.csv", det.assign(video_id=train_vid))
+    r = run.invoke(
+        app,
+        [
+            "submit",
+            str(tmp_path / "bad.csv"),
+            "--format",
+            "online2023",
+            "--release",
+            str(small_sample),
+            "-o",
+            str(tmp_path / "b.zip"),
+        ],
+    )
+    assert r.exit_code == 2 and "not test videos of the release" in r.output and not (tmp_path / "b.zip").exists()
