@@ -235,38 +235,58 @@ def embed_context(
     model = model.to(device).eval()
     dim = int(model.embed_dim)
     report = EmbedReport(out, "context", dim, source)
-    rows = []
+
+    def one(vid: str) -> tuple[VideoEmbeddings, float, int]:
+        entry = release.videos.get(vid)
+        if entry is None or entry.video is None:
+            raise DataError("no video file", release.root / vid)
+        info = release.video_info(vid)
+        centres: list[int] = []
+
+        def windows() -> Iterator[np.ndarray]:
+            for c, clip in video_windows(entry.video, spec):
+                centres.append(c)
+                yield clip
+
+        vecs = [v for part in _batched(model.embed, windows(), batch_size, device) for v in part]
+        n_frames = max(int(info.frames) if info else 0, (max(centres) + 1) if centres else 0)
+        emb = VideoEmbeddings(vid, np.stack(vecs), np.asarray(centres), np.ones(len(vecs), bool))
+        return emb, float(info.fps) if info else 25.0, n_frames
+
     with EmbeddingsWriter(out, "context", "mvit_v2_s", dim, overwrite, weights=source, window=vars(spec)) as w:
-        for i, r in enumerate(table.itertuples()):
-            vid = str(r.video_id)
-            entry = release.videos.get(vid)
-            try:
-                if entry is None or entry.video is None:
-                    raise DataError("no video file", release.root / vid)
-                info = release.video_info(vid)
-                centres: list[int] = []
-
-                def windows(path=entry.video, centres=centres):
-                    for c, clip in video_windows(path, spec):
-                        centres.append(c)
-                        yield clip
-
-                vecs = [v for part in _batched(model.embed, windows(), batch_size, device) for v in part]
-                n_frames = max(int(info.frames) if info else 0, (max(centres) + 1) if centres else 0)
-                w.add_video(VideoEmbeddings(vid, np.stack(vecs), np.asarray(centres), np.ones(len(vecs), bool)))
-                rows.append((vid, r.split, int(r.label), float(info.fps) if info else 25.0, n_frames))
-                report.videos += 1
-                report.steps += len(vecs)
-            except DataError as e:
-                report.failed[vid] = e.message
-            if progress:
-                progress(i + 1, len(table))
-        if not rows:
-            raise MgError(
-                "no video could be embedded: " + "; ".join(f"{k}: {v}" for k, v in report.failed.items())[:400], root
-            )
-        w.set_videos(pd.DataFrame(rows, columns=["video_id", "split", "label", "fps", "num_frames"]))
+        embed_each_video(table, w, report, one, root, progress)
     return report
+
+
+def embed_each_video(
+    table: pd.DataFrame,
+    writer: EmbeddingsWriter,
+    report: EmbedReport,
+    one: Callable[[str], tuple[VideoEmbeddings, float, int]],
+    root: str | Path,
+    progress: Progress | None = None,
+) -> None:
+    """The per-video loop of the release streams: ``one(video_id)`` gives the video's embeddings,
+    its fps and frame count; a :class:`DataError` leaves the video out (``report.failed``); the
+    videos table is written at the end, and no video at all is an :class:`MgError`."""
+    rows = []
+    for i, r in enumerate(table.itertuples()):
+        vid = str(r.video_id)
+        try:
+            emb, fps, n_frames = one(vid)
+            writer.add_video(emb)
+            rows.append((vid, r.split, int(r.label), fps, n_frames))
+            report.videos += 1
+            report.steps += len(emb.frames)
+        except DataError as e:
+            report.failed[vid] = e.message
+        if progress:
+            progress(i + 1, len(table))
+    if not rows:
+        raise MgError(
+            "no video could be embedded: " + "; ".join(f"{k}: {v}" for k, v in report.failed.items())[:400], root
+        )
+    writer.set_videos(pd.DataFrame(rows, columns=["video_id", "split", "label", "fps", "num_frames"]))
 
 
 # --------------------------------------------------------------------------- gesture stream

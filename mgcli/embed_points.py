@@ -35,11 +35,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from mgcli.errors import DataError, MgError
+
+if TYPE_CHECKING:
+    from mgcli.embed import EmbedReport
 
 Progress = Callable[[int, int], None]
 
@@ -302,14 +305,14 @@ def embed_points(
     protocol: str | None = None,
     overwrite: bool = False,
     progress: Progress | None = None,
-):
+) -> EmbedReport:
     """Write the ``face-points`` or ``body-motion`` stream of every video of the release ``root``
     that has a ``{vid}_openpose.xlsx`` (videos without one, or with an unreadable one, are reported
     in ``failed`` and left out). Returns the :class:`mgcli.embed.EmbedReport`."""
     from mgcli.dataset.emotion import emotion_videos
     from mgcli.dataset.formats import read_openpose_xlsx
     from mgcli.dataset.release import Release
-    from mgcli.embed import EmbedReport
+    from mgcli.embed import EmbedReport, embed_each_video
     from mgcli.io.atomic import check_output
     from mgcli.io.embeddings import EmbeddingsWriter, VideoEmbeddings
 
@@ -323,33 +326,20 @@ def embed_points(
     if not len(table):
         raise DataError("no videos in the release", release.root)
     report = EmbedReport(out, stream, len(names), "none (keypoint descriptors)")
-    rows = []
+
+    def one(vid: str) -> tuple[VideoEmbeddings, float, int]:
+        entry = release.videos[vid]
+        if entry.openpose_xlsx is None:
+            raise DataError("no {vid}_openpose.xlsx (the keypoint streams read OpenPose points)", release.root)
+        kp = read_openpose_xlsx(entry.openpose_xlsx)
+        info = release.video_info(vid)
+        video_fps = float(info.fps) if info else 25.0
+        vectors, frames, valid = steps(kp, video_fps, opts)
+        if not len(frames):
+            raise DataError("the skeleton file has no frames", entry.openpose_xlsx)
+        return VideoEmbeddings(vid, vectors, frames, valid), video_fps, max(int(info.frames) if info else 0, len(kp))
+
     attrs = {"weights": report.weights, "features": list(names), "points": vars(opts)}
     with EmbeddingsWriter(out, stream, kind.replace("-", "_"), len(names), overwrite, **attrs) as w:
-        for i, r in enumerate(table.itertuples()):
-            vid = str(r.video_id)
-            entry = release.videos[vid]
-            try:
-                if entry.openpose_xlsx is None:
-                    raise DataError("no {vid}_openpose.xlsx (the keypoint streams read OpenPose points)", release.root)
-                kp = read_openpose_xlsx(entry.openpose_xlsx)
-                info = release.video_info(vid)
-                video_fps = float(info.fps) if info else 25.0
-                vectors, frames, valid = steps(kp, video_fps, opts)
-                if not len(frames):
-                    raise DataError("the skeleton file has no frames", entry.openpose_xlsx)
-                w.add_video(VideoEmbeddings(vid, vectors, frames, valid))
-                n_frames = max(int(info.frames) if info else 0, len(kp))
-                rows.append((vid, r.split, int(r.label), video_fps, n_frames))
-                report.videos += 1
-                report.steps += len(frames)
-            except DataError as e:
-                report.failed[vid] = e.message
-            if progress:
-                progress(i + 1, len(table))
-        if not rows:
-            raise MgError(
-                "no video could be embedded: " + "; ".join(f"{k}: {v}" for k, v in report.failed.items())[:400], root
-            )
-        w.set_videos(pd.DataFrame(rows, columns=["video_id", "split", "label", "fps", "num_frames"]))
+        embed_each_video(table, w, report, one, root, progress)
     return report

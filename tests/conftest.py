@@ -55,6 +55,28 @@ def write_light_hand(path: Path, kp35: np.ndarray, header: bool, frames: list[in
     path.write_text("\r\n".join(lines) + "\r\n")
 
 
+def emotion_sample_via_cli(root: Path, videos: int, seconds: float) -> Path:
+    """``mg sample-data ROOT --preset emotion`` with ``videos`` videos of ``seconds``, through the CLI."""
+    from typer.testing import CliRunner
+
+    from mgcli.cli import app
+
+    args = [
+        "--quiet",
+        "sample-data",
+        str(root),
+        "--preset",
+        "emotion",
+        "--videos",
+        str(videos),
+        "--seconds",
+        str(seconds),
+    ]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    return root
+
+
 @pytest.fixture(scope="session")
 def small_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 3-video synthetic sample (one per split), generated once per test session."""

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from conftest import emotion_sample_via_cli
 from mgcli import embed_points as ep
 from mgcli.cli import app
 from mgcli.io.embeddings import EmbeddingsFile
@@ -141,12 +142,7 @@ def test_body_motion_descriptors():
 @pytest.fixture(scope="module")
 def emotion_sample(tmp_path_factory):
     """12 emotion videos of 4 s (6 train / 2 val / 4 test), through the CLI."""
-    root = tmp_path_factory.mktemp("emo") / "sample"
-    r = CliRunner().invoke(
-        app, ["--quiet", "sample-data", str(root), "--preset", "emotion", "--videos", "12", "--seconds", "4"]
-    )
-    assert r.exit_code == 0, r.output
-    return root
+    return emotion_sample_via_cli(tmp_path_factory.mktemp("emo") / "sample", 12, 4)
 
 
 def test_keypoint_streams_end_to_end(emotion_sample, tmp_path):

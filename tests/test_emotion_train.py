@@ -11,6 +11,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
+from conftest import emotion_sample_via_cli
 from mgcli.cli import app
 from mgcli.errors import MgError
 from mgcli.models import build_model
@@ -148,12 +149,7 @@ def test_train_fused_end_to_end(tmp_path):
 @pytest.fixture(scope="module")
 def emotion_sample(tmp_path_factory):
     """A tiny emotion sample through the CLI: 8 videos of 3 s (4 train / 2 val / 2 test)."""
-    root = tmp_path_factory.mktemp("emo") / "sample"
-    r = CliRunner().invoke(
-        app, ["--quiet", "sample-data", str(root), "--preset", "emotion", "--videos", "8", "--seconds", "3"]
-    )
-    assert r.exit_code == 0, r.output
-    return root
+    return emotion_sample_via_cli(tmp_path_factory.mktemp("emo") / "sample", 8, 3)
 
 
 def test_embed_streams_end_to_end(emotion_sample, tmp_path):
