@@ -947,32 +947,13 @@ def evaluate_online_cmd(
     ground-truth segments). Precision and recall are pooled over all videos of the split. Writes
     PREFIX-online.json and, per --timeline video, PREFIX-timeline-VID.png.
     """
-    from rich.table import Table
-
     from mgcli.online.evaluate import evaluate_online
 
     if split not in ("train", "val", "test"):
         raise MgError(f"--split must be train, val or test, not {split!r}")
     rep = evaluate_online(detections, release, split, test_labels, iou, timeline or [], out, overwrite)
-    table = Table(title=f"{split}: {rep.videos} videos, overlap > {iou:g}")
-    for col in ("matching", "F1", "precision", "recall", "hits", "detections", "ground truth"):
-        table.add_column(col, justify="left" if col == "matching" else "right")
-    for name, s in rep.scores.items():
-        table.add_row(
-            name, f"{s.f1:.4f}", f"{s.precision:.4f}", f"{s.recall:.4f}", str(s.hits), str(s.predictions),
-            str(s.ground_truth),
-        )  # fmt: skip
-    console.print(table)
-    per_class = Table(title="per class (strict)")
-    for col in ("class", "F1", "precision", "recall", "hits", "detections", "ground truth"):
-        per_class.add_column(col, justify="left" if col == "class" else "right")
-    for c, v in rep.scores["strict"].per_class.items():
-        name = rep.class_names[c] if c < len(rep.class_names) else str(c)
-        per_class.add_row(
-            name, f"{v['f1']:.3f}", f"{v['precision']:.3f}", f"{v['recall']:.3f}", str(v["hits"]),
-            str(v["predictions"]), str(v["ground_truth"]),
-        )  # fmt: skip
-    console.print(per_class)
+    for table in output.online_tables(rep, split, iou):
+        console.print(table)
     if rep.ignored_videos:
         err_console.print(
             f"[yellow]ignored[/] detections on {len(rep.ignored_videos)} video(s) outside the {split} split "

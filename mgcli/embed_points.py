@@ -106,7 +106,15 @@ class PointsOptions:
         if not self.window > 0:
             raise MgError(f"--window must be positive (seconds), got {self.window}")
         if not 0 <= self.min_conf < 1:
-            raise MgError(f"--min-conf must be in [0, 1), got {self.min_conf}")
+            raise MgError(f"min_conf must be in [0, 1), got {self.min_conf}")
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    """Silences numpy's "mean of empty slice" warnings (all-NaN rows are expected: no point)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        yield
 
 
 def _points(kp: np.ndarray, min_conf: float) -> np.ndarray:
@@ -161,20 +169,13 @@ def face_geometry(kp: np.ndarray, min_conf: float = 0.05) -> np.ndarray:
     return feats
 
 
-@contextmanager
-def _quiet() -> Iterator[None]:
-    """Silences numpy's "mean of empty slice" warnings (all-NaN rows are expected: no point)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        yield
-
-
-def body_frames(kp: np.ndarray, fps: float, min_conf: float = 0.05) -> tuple[np.ndarray, float]:
-    """Per-frame body measures of OpenPose keypoints ``[T, 137, 3]`` at ``fps`` frames per second:
-    ``(values [T, 13], scale)``, the columns of :data:`BODY_FEATURES` before windowing except the
-    neck position for the sway (columns 6, 7 are the neck's x, y in shoulder widths) and the
-    std of the hands' speed (computed over windows). NaN where a measure's points are missing.
-    ``scale`` is the median shoulder width in pixels (NaN when no frame shows both shoulders)."""
+def body_frames(kp: np.ndarray, fps: float, min_conf: float = 0.05) -> np.ndarray:
+    """Per-frame body measures ``[T, 14]`` of OpenPose keypoints ``[T, 137, 3]`` at ``fps`` frames
+    per second, in units of the video's median shoulder width: the speeds of head, neck, elbows,
+    wrists and hands, the neck's x and y (for the sway), the nearer hand's distance to the nose and
+    whether it is at the face, the hands' distance and whether they touch, whether a hand is at the
+    other elbow, the higher hand's height above the neck, the share of hand points found. NaN where
+    a measure's points are missing; :func:`body_steps` turns them into :data:`BODY_FEATURES`."""
     if kp.ndim != 3 or kp.shape[1] != POINTS:
         raise ValueError(f"expected [T, {POINTS}, 3] keypoints, got {kp.shape}")
     p = _points(kp, min_conf)
@@ -220,7 +221,7 @@ def body_frames(kp: np.ndarray, fps: float, min_conf: float = 0.05) -> tuple[np.
             ],
             1,
         )
-    return values, scale
+    return values
 
 
 def _window_sums(values: np.ndarray, starts: np.ndarray, ends: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -270,7 +271,7 @@ def face_steps(kp: np.ndarray, video_fps: float, opts: PointsOptions) -> tuple[n
 
 def body_steps(kp: np.ndarray, video_fps: float, opts: PointsOptions) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(vectors [K, F], frames [K], valid [K])`` of the body-motion stream of one video."""
-    values, _ = body_frames(kp, video_fps, opts.min_conf)
+    values = body_frames(kp, video_fps, opts.min_conf)
     n = len(values)
     frames = step_frames(n, video_fps, opts.fps)
     half = opts.window * video_fps / 2

@@ -121,3 +121,26 @@ def models_table(rows: Iterable[Mapping[str, Any]]) -> Table:
     for row in rows:
         table.add_row(row["name"], row["input_kind"], f"{row['params'] / 1e6:.2f} M", row["input"], row["description"])
     return table
+
+
+def online_tables(report: Any, split: str, iou: float) -> list[Table]:
+    """The tables of ``mg evaluate-online`` (an :class:`mgcli.online.evaluate.OnlineReport`): F1,
+    precision and recall of each matching, then per class (strict matching)."""
+    cols = ("F1", "precision", "recall", "hits", "detections", "ground truth")
+    overall = Table(title=f"{split}: {report.videos} videos, overlap > {iou:g}")
+    per_class = Table(title="per class (strict)")
+    for table, first in ((overall, "matching"), (per_class, "class")):
+        table.add_column(first)
+        for col in cols:
+            table.add_column(col, justify="right")
+    for name, s in report.scores.items():
+        overall.add_row(name, *_online_cells(s.f1, s.precision, s.recall, s.hits, s.predictions, s.ground_truth, 4))
+    names = report.class_names
+    for c, v in report.scores["strict"].per_class.items():
+        cells = _online_cells(v["f1"], v["precision"], v["recall"], v["hits"], v["predictions"], v["ground_truth"], 3)
+        per_class.add_row(names[c] if c < len(names) else str(c), *cells)
+    return [overall, per_class]
+
+
+def _online_cells(f1: float, p: float, r: float, hits: int, preds: int, gt: int, digits: int) -> list[str]:
+    return [f"{f1:.{digits}f}", f"{p:.{digits}f}", f"{r:.{digits}f}", str(hits), str(preds), str(gt)]
