@@ -280,6 +280,14 @@ def extract_pose_cmd(
         str | None, typer.Option(help="mmpose: cpu, cuda or cuda:N (default: cuda when present).")
     ] = None,
     batch_size: Annotated[int, typer.Option(help="mmpose: frames per forward pass.")] = 16,
+    background: Annotated[
+        int,
+        typer.Option(
+            help="Online recognition: add up to N 'no gesture' clips per training and validation video, "
+            "drawn from the gaps between labelled clips, as one more class (background)."
+        ),
+    ] = 0,
+    background_window: Annotated[int, typer.Option(help="Frames per background clip.")] = 64,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run, keeping its finished videos.")] = False,
 ) -> None:
@@ -306,6 +314,8 @@ def extract_pose_cmd(
         scope=scope,
         img_shape=_parse_size(img_shape) if img_shape else None,
         workers=workers,
+        background=background,
+        background_window=background_window,
     )
     lm = release_label_map(root if root.is_dir() else None, label_map)
     with progress_bar() as bar:

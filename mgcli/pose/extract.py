@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from mgcli import __version__
+from mgcli.dataset.background import BACKGROUND, with_background
 from mgcli.dataset.labels import DEFAULT_LABEL_MAP, LabelMap
 from mgcli.dataset.release import probe_video
 from mgcli.errors import DataError, MgError, OutputExistsError
@@ -57,6 +58,8 @@ class ExtractOptions:
     scope: str = "clips"  # video source: run the model on frames inside clips, or on all frames
     img_shape: tuple[int, int] | None = None  # skeleton-only releases: the frame size, if known
     workers: int = 1
+    background: int = 0  # background clips per training / validation video (mgcli.dataset.background)
+    background_window: int = 64  # frames per background clip
 
     def __post_init__(self) -> None:
         choices = {
@@ -68,7 +71,14 @@ class ExtractOptions:
             if getattr(self, name) not in allowed:
                 flag = "--" + name.replace("_", "-")
                 raise MgError(f"{flag} must be one of {', '.join(allowed)}, not {getattr(self, name)!r}")
-        bounds = {"max_persons": (1, None), "frame_size": (16, None), "jpeg_quality": (1, 100), "workers": (1, None)}
+        bounds = {
+            "max_persons": (1, None),
+            "frame_size": (16, None),
+            "jpeg_quality": (1, 100),
+            "workers": (1, None),
+            "background": (0, None),
+            "background_window": (2, None),
+        }
         for name, (lo, hi) in bounds.items():
             value = getattr(self, name)
             if value < lo or (hi is not None and value > hi):
@@ -344,6 +354,11 @@ def extract_pose(
         Path(test_labels) if test_labels else None,
         check_frames=False,
     )
+    class_names = list(label_map.names)
+    if opts.background:
+        table = with_background(table, label_map.num_classes, opts.background, opts.background_window)
+        jobs = [replace(j, clips=table[table["video_id"] == j.video_id]) for j in jobs]
+        class_names.append(BACKGROUND)
     source = _resolve_source(jobs, opts)
     spec = opts.backend or (BackendSpec("mediapipe") if source == "video" else None)
     if source == "video":
@@ -402,7 +417,7 @@ def extract_pose(
         first = next(o for o in outcomes if not o.ok)
         raise DataError(f"none of the {len(outcomes)} videos could be processed; the first: {first.message}", root)
     kept = table[table["video_id"].isin(ok_ids)].reset_index(drop=True)
-    _merge(parts, sorted(ok_ids), kept, out, opts, target, src_desc, list(label_map.names))
+    _merge(parts, sorted(ok_ids), kept, out, opts, target, src_desc, class_names)
     shutil.rmtree(parts, ignore_errors=True)
     order = {j.video_id: i for i, j in enumerate(jobs)}
     outcomes.sort(key=lambda o: order[o.video_id])
