@@ -929,6 +929,70 @@ def ensemble_cmd(
 
 
 @app.command(
+    "detect",
+    epilog=(
+        "Example: [bold]mg detect runs/sample_agcn_bg/model.pt --data poses.h5 -o detections.csv "
+        "--window 32 --stride 4[/]"
+    ),
+)
+@handles_errors
+def detect_cmd(
+    checkpoint: Annotated[Path, typer.Argument(help="A trained skeleton or PoseConv3D model (runs/NAME/model.pt).")],
+    data: Annotated[Path, typer.Option(help="poses.h5 of whole videos (skeleton files, or --scope all).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The detections CSV.")] = Path("detections.csv"),
+    scores: Annotated[
+        Path | None, typer.Option(help="Also write the per-frame scores [T, K] of every video (HDF5).")
+    ] = None,
+    split: Annotated[str, typer.Option(help="The clip table's split whose videos to scan, or all.")] = "test",
+    window: Annotated[int, typer.Option(help="Frames per sliding window.")] = 64,
+    stride: Annotated[int, typer.Option(help="Frames between window starts.")] = 8,
+    threshold: Annotated[float, typer.Option(help="A frame is a gesture when its best class scores this.")] = 0.3,
+    min_len: Annotated[int, typer.Option(help="Shortest segment kept, in frames.")] = 16,
+    merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
+    nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+    heatmaps: Annotated[
+        Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
+    ] = None,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is present.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Online recognition: slide a trained clip model over whole videos and write the segments it
+    finds (video_id,label,start,end,score; frames, inclusive) for mg evaluate-online and mg submit
+    --format online2023.
+
+    Each window is viewed as the model's test view views a clip; a frame's scores are the mean of
+    its windows'; a frame is active for its best gesture class when that beats the background
+    class (models trained on extract-pose --background) and reaches --threshold; runs of a class,
+    merged across --merge-gap, at least --min-len long, then class-agnostic temporal NMS.
+    """
+    from mgcli.online.detect import DetectOptions, detect
+
+    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, batch_size, split)
+    with progress_bar() as bar:
+        task = bar.add_task("videos", total=None)
+        res = detect(
+            checkpoint,
+            data,
+            out,
+            opts,
+            scores,
+            heatmaps,
+            overwrite,
+            not cpu,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    fps = res.frames / max(res.seconds, 1e-9)
+    console.print(
+        output.wrote(
+            res.files,
+            f"{len(res.detections)} segments in {res.videos} videos; {res.windows} windows over {res.frames} "
+            f"frames in {res.seconds:.1f} s, {fps:.0f} frames/s",
+        )
+    )
+
+
+@app.command(
     "evaluate-online",
     epilog="Example: [bold]mg evaluate-online detections.csv --release demo/sample --timeline 0013[/]",
 )

@@ -32,6 +32,7 @@ def test_version_and_help() -> None:
         "train-fused",
         "evaluate",
         "evaluate-online",
+        "detect",
         "ensemble",
         "report",
         "submit",

@@ -148,15 +148,30 @@ class HeatmapClips(ClipDataset):
         """Test views at a size other than the stored one, rendered from the stored keypoints as
         PoseConv3D does: fixed uniform sampling, short side resized to ``test_size``, centre crop,
         and each clip again with its keypoints flipped. ``[2 * num_clips, C, clip_len, S, S]``."""
-        cfg = self.view
         kp, sc = self.open().keypoints(clip_id)
-        inds = uniform_sample(kp.shape[1], cfg.clip_len, cfg.num_clips, test=True)
-        s = cfg.test_size
-        kp, shape = resize(kp[:, inds], self.size, (-1, s))
-        kp, shape = center_crop(kp, shape, s)
-        sc = sc[:, inds]
-        out = []
-        for k, c in ((kp, sc), flip(kp, sc, shape[1], self.layout.flip_index)):
-            vol = generate(k, c, shape, self.sigma, kind=self.kind, limbs=self.limbs)  # [C, N * T, S, S]
-            out.append(vol.reshape(vol.shape[0], cfg.num_clips, cfg.clip_len, *shape).transpose(0, 1))
-        return torch.cat(out).contiguous()
+        return render_test_views(kp, sc, self.size, self.layout, self.kind, self.sigma, self.view)
+
+
+def render_test_views(
+    kp: np.ndarray,
+    sc: np.ndarray,
+    size: tuple[int, int],
+    layout: Layout,
+    kind: str,
+    sigma: float,
+    cfg: PoseViewConfig,
+) -> torch.Tensor:
+    """PoseConv3D's test views of compacted keypoints ``[M, T, V, 2]`` on a ``size`` canvas:
+    fixed uniform sampling, short side resized to ``test_size``, centre crop, and each clip again
+    flipped. ``[2 * num_clips, C, clip_len, S, S]``."""
+    inds = uniform_sample(kp.shape[1], cfg.clip_len, cfg.num_clips, test=True)
+    s = cfg.test_size
+    kp, shape = resize(kp[:, inds], size, (-1, s))
+    kp, shape = center_crop(kp, shape, s)
+    sc = sc[:, inds]
+    limbs = layout.limbs if kind == "limb" else None
+    out = []
+    for k, c in ((kp, sc), flip(kp, sc, shape[1], layout.flip_index)):
+        vol = generate(k, c, shape, sigma, kind=kind, limbs=limbs)  # [C, N * T, S, S]
+        out.append(vol.reshape(vol.shape[0], cfg.num_clips, cfg.clip_len, *shape).transpose(0, 1))
+    return torch.cat(out).contiguous()

@@ -31,7 +31,7 @@ import torch
 
 from mgcli.data.base import ClipDataset, clip_keypoints
 from mgcli.data.transforms import CompactConfig, compact_box, flip, uniform_sample
-from mgcli.io.poses import PosesFile
+from mgcli.io.poses import PosesFile, VideoPoses
 from mgcli.pose.layouts import Layout, get_layout
 
 
@@ -142,12 +142,9 @@ class SkeletonClips(ClipDataset):
                 video = pf[str(vid)]
                 for c in group.itertuples():
                     cid = str(c.clip_id)
-                    kp, sc = clip_keypoints(video, slice(c.start, c.end + 1), pf.layout, self.layout, cid, self.path)
-                    if view.norm == "centre":
-                        kp = centre_scale(kp, video.img_shape, self.layout, view.compact)
-                    else:
-                        kp = normalise(kp, video.img_shape, view.compact)
-                    self.keypoints[cid] = (kp, sc)
+                    self.keypoints[cid] = clip_skeleton(
+                        video, c.start, c.end, pf.layout, self.layout, view, cid, self.path
+                    )
 
     @property
     def data_options(self) -> dict[str, Any]:
@@ -167,13 +164,39 @@ class SkeletonClips(ClipDataset):
 
     def test_sample(self, i: int) -> dict[str, torch.Tensor]:
         kp, sc = self.keypoints[self.clip_ids[i]]
-        cfg = self.view
-        inds = uniform_sample(kp.shape[1], cfg.clip_len, cfg.num_clips, test=True).reshape(cfg.num_clips, -1)
-        views = []
-        for flipped in (False, True) if cfg.test_flip else (False,):
-            for row in inds:
-                k, s = kp[:, row], sc[:, row]
-                if flipped:
-                    k, s = mirror(k, s, self.layout)
-                views.append(skeleton_tensor(k, s, self.layout, cfg.stream, cfg.num_person))
-        return {"x": torch.from_numpy(np.stack(views))}
+        return {"x": skeleton_test_views(kp, sc, self.layout, self.view)}
+
+
+def clip_skeleton(
+    video: VideoPoses,
+    start: int,
+    end: int,
+    src_layout: str,
+    layout: Layout,
+    view: SkeletonViewConfig,
+    clip_id: str,
+    where: str | Path,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Frames ``start..end`` (inclusive) of ``video`` in ``layout``, normalised as the view says:
+    keypoints ``[M, T, V, 2]`` and scores ``[M, T, V]`` (a clip of a release, or a window of
+    ``mg detect``)."""
+    kp, sc = clip_keypoints(video, slice(start, end + 1), src_layout, layout, clip_id, where)
+    if view.norm == "centre":
+        kp = centre_scale(kp, video.img_shape, layout, view.compact)
+    else:
+        kp = normalise(kp, video.img_shape, view.compact)
+    return kp, sc
+
+
+def skeleton_test_views(kp: np.ndarray, sc: np.ndarray, layout: Layout, cfg: SkeletonViewConfig) -> torch.Tensor:
+    """The fixed test views of a normalised clip: ``num_clips`` uniform samples (and their mirror
+    images with ``test_flip``), ``[N, C, T, V, M]``."""
+    inds = uniform_sample(kp.shape[1], cfg.clip_len, cfg.num_clips, test=True).reshape(cfg.num_clips, -1)
+    views = []
+    for flipped in (False, True) if cfg.test_flip else (False,):
+        for row in inds:
+            k, s = kp[:, row], sc[:, row]
+            if flipped:
+                k, s = mirror(k, s, layout)
+            views.append(skeleton_tensor(k, s, layout, cfg.stream, cfg.num_person))
+    return torch.from_numpy(np.stack(views))

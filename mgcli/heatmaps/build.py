@@ -117,17 +117,23 @@ def shoulder_track(keypoint: np.ndarray, layout: Layout, window: int = 9) -> np.
     return running_median(((ls + rs) / 2)[nearest], window)
 
 
-def render_clip(
-    keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[int, int], layout: Layout, opts: BuildOptions
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """PoseCompact (or the box that follows the person, ``opts.compact``) + resize to ``size`` +
-    render: (keypoints, scores, volume [C, T, size, size])."""
+def compact_clip(keypoint: np.ndarray, img_shape: tuple[int, int], layout: Layout, opts: BuildOptions) -> np.ndarray:
+    """A clip's keypoints ``[M, T, V, 2]`` (image pixels) on the ``size x size`` canvas: PoseCompact,
+    or first the box that follows the person (``opts.compact``), then resized."""
     if opts.compact == "frame" or (opts.compact == "auto" and moves_about(keypoint, layout)):
         track = shoulder_track(keypoint, layout)
         if track is not None:
             keypoint = follow_person(keypoint, track)
     kp, shape = pose_compact(keypoint, img_shape, CompactConfig(opts.padding, opts.threshold, opts.hw_ratio))
-    kp, _ = resize(kp, shape, (opts.size, opts.size))
+    return resize(kp, shape, (opts.size, opts.size))[0]
+
+
+def render_clip(
+    keypoint: np.ndarray, score: np.ndarray, img_shape: tuple[int, int], layout: Layout, opts: BuildOptions
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """PoseCompact (or the box that follows the person, ``opts.compact``) + resize to ``size`` +
+    render: (keypoints, scores, volume [C, T, size, size])."""
+    kp = compact_clip(keypoint, img_shape, layout, opts)
     limbs = layout.limbs if opts.kind == "limb" else None
     vol = generate(kp, score, (opts.size, opts.size), opts.sigma, kind=opts.kind, limbs=limbs)
     return kp, np.asarray(score, np.float32), vol.numpy()
