@@ -3,8 +3,10 @@
 #   make test-mmpose   builds MMPose (mmcv from source) and runs its tests (CI runs it too)
 #   make demo    every stage on the bundled synthetic sample, on CPU (about 5 minutes; FAST=1: 2)
 #   make demo-emotion   the emotion chain (faces, embeddings, InterFusion, submission) on the emotion sample
+#   make demo-online    online recognition (Track 2): a background-aware 2s-AGCN slid over the sample's test videos
 #   make reproduce DATA=/path/to/release   the MiGA 2024 winner's final result, stage by stage
 #   make reproduce-emotion DATA=/path/to/release   MiGA 2025 Track 3: faces, embeddings, InterFusion
+#   make reproduce-online DATA=/path/to/release   MiGA Track 2: background-aware 2s-AGCN, mg detect, submission
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test-mmpose needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 #   make bench-real AR_DATA=AR.data.rda   skeleton models vs baselines on real skeletons (about 70 min)
@@ -24,7 +26,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion reproduce reproduce-emotion bench bench-real clean clean-demo
+.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion demo-online reproduce reproduce-emotion reproduce-online bench bench-real clean clean-demo
 
 install: $(STAMP)
 
@@ -164,6 +166,34 @@ demo-emotion: install $(EMO)/faces.h5 $(foreach r,interfusion emotion_face emoti
 		-o $(EMO)/prediction.zip --overwrite
 
 # ---------------------------------------------------------------------------------------------
+# make demo-online: online recognition (MiGA Track 2) on the default sample, on CPU:
+#   extract-pose --background (no-gesture clips from the gaps between gestures, one more class)
+#   -> train-branch 2s-AGCN joint (sample_agcn_joint.yaml) -> detect (sliding windows over the
+#   test videos, per-frame scores, segments) -> evaluate-online (strict and organisers' F1, a
+#   timeline PNG of a test video) -> submit --format online2023.
+ONL := $(DEMO)/online
+ONL_BG ?= --background 4 --background-window 24
+ONL_DETECT ?= --window 32 --stride 8
+# a test video of the sample, for the timeline
+ONL_VIDEO ?= $(if $(filter 1,$(FAST)),0007,0013)
+
+$(ONL)/poses.h5: $(DEMO)/sample/sample.json
+	$(MG) extract-pose $(DEMO)/sample -o $@ $(ONL_BG) --overwrite
+
+$(ONL)/runs/sample_agcn_bg/model.pt: $(ONL)/poses.h5 pipelines/sample_agcn_joint.yaml
+	$(MG) train-branch -c pipelines/sample_agcn_joint.yaml --name sample_agcn_bg --out-dir $(ONL)/runs \
+		--overwrite data.path=$< $(DEMO_TRAIN)
+
+$(ONL)/detections.csv: $(ONL)/runs/sample_agcn_bg/model.pt
+	$(MG) detect $< --data $(ONL)/poses.h5 -o $@ --scores $(ONL)/frame-scores.h5 $(ONL_DETECT) --overwrite
+
+demo-online: install $(ONL)/detections.csv
+	$(MG) evaluate-online $(ONL)/detections.csv --release $(DEMO)/sample --timeline $(ONL_VIDEO) -o $(ONL)/online \
+		--overwrite
+	$(MG) submit $(ONL)/detections.csv --format online2023 --release $(DEMO)/sample \
+		-o $(ONL)/online-prediction.zip --overwrite
+
+# ---------------------------------------------------------------------------------------------
 # make reproduce DATA=/path/to/release: the MiGA 2024 winner's final result with the pipelines/
 # configs: Video Swin-B, the MiGA 2023 winner's joint + limb streams (0.4 / 0.6), and RGBPoseConv3D
 # with CMF + PRM (from its RGB and pose branches), ensembled with weights searched on the
@@ -275,6 +305,32 @@ reproduce-emotion: install $(addsuffix /scores-test.csv,$(addprefix $(RUNS)/,imi
 		imigue_emotion_face imigue_emotion_context))
 	$(MG) submit --task emotion $(RUNS)/imigue_interfusion/scores-test.csv --release $(DATA) $(EMO_SPLIT) \
 		-o $(OUT)/emotion-prediction.zip --overwrite
+
+# make reproduce-online DATA=/path/to/release: MiGA Track 2 with the 2s-AGCN joint recipe
+# (pipelines/imigue_agcn_joint.yaml) trained with background clips (ONL_REPRO_BG), slid over the
+# test videos (ONL_REPRO_DETECT), then the online2023 submission. Give TEST_LABELS=clip_id,label
+# CSV to also print the F1 (the release's test label files carry dummy classes).
+ONL_REPRO_BG ?= --background 8 --background-window 64
+ONL_REPRO_DETECT ?= --window 64 --stride 8
+TEST_LABELS ?=
+
+$(OUT)/online/poses.h5: | install
+	$(call need_data,reproduce-online)
+	$(MG) extract-pose $(DATA) -o $@ --workers $(WORKERS) $(ONL_REPRO_BG) --overwrite
+
+$(RUNS)/imigue_agcn_online/model.pt: $(OUT)/online/poses.h5 pipelines/imigue_agcn_joint.yaml
+	$(MG) train-branch -c pipelines/imigue_agcn_joint.yaml --name imigue_agcn_online --out-dir $(RUNS) \
+		$(if $(wildcard $(@D)/last.pt),--resume,--overwrite) $(GPU_FLAGS) data.path=$< $(RUN_ARGS)
+
+$(OUT)/online/detections.csv: $(RUNS)/imigue_agcn_online/model.pt
+	$(MG) detect $< --data $(OUT)/online/poses.h5 -o $@ --scores $(OUT)/online/frame-scores.h5 \
+		$(ONL_REPRO_DETECT) --overwrite
+
+reproduce-online: install $(OUT)/online/detections.csv
+	$(if $(TEST_LABELS),$(MG) evaluate-online $(OUT)/online/detections.csv --release $(DATA) --test-labels $(TEST_LABELS) \
+		-o $(OUT)/online/online --overwrite)
+	$(MG) submit $(OUT)/online/detections.csv --format online2023 --release $(DATA) \
+		-o $(OUT)/online-prediction.zip --overwrite
 
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done

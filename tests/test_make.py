@@ -211,3 +211,39 @@ def test_make_demo_emotion_trains_the_fused_model_and_both_ablations(tmp_path: P
     assert all(
         f"data.path={emo}/face-emb.h5 'data.streams=[{emo}/context-emb.h5]'" in c for c in nets if "train-fused" in c
     )
+
+
+@installed
+def test_make_demo_online_detects_scores_and_submits(tmp_path: Path) -> None:
+    demo = tmp_path / "demo"
+    res = _make("demo-online", "FAST=1", f"DEMO={demo}")
+    assert res.returncode == 0, res.stdout[-3000:] + res.stderr[-3000:]
+    out = res.stdout
+    for stage in (
+        "mg extract-pose",
+        "--background 4",
+        "mg train-branch",
+        "mg detect",
+        "mg evaluate-online",
+        "mg submit",
+    ):
+        assert stage in out, stage
+    assert re.search(r"│ strict\s+│\s+[01]\.\d{4}", out) and re.search(r"│ organisers\s+│\s+[01]\.\d{4}", out)
+    onl = demo / "online"
+    assert (onl / "online-timeline-0007.png").is_file()
+    assert (onl / "frame-scores.h5").is_file()
+    with zipfile.ZipFile(onl / "online-prediction.zip") as z:
+        names = z.namelist()
+    assert names and all(re.fullmatch(r"\d{4}_prediction\.csv", n) for n in names)
+
+
+def test_make_reproduce_online_chain(tmp_path: Path) -> None:
+    out, release = tmp_path / "repro", tmp_path / "release"
+    cmds = _dry("reproduce-online", f"DATA={release}", f"OUT={out}", "GPUS=0", "MG=mg", "TEST_LABELS=t.csv")
+    assert cmds[0].startswith(f"mg extract-pose {release} -o {out}/online/poses.h5") and "--background 8" in cmds[0]
+    assert "-c pipelines/imigue_agcn_joint.yaml --name imigue_agcn_online" in cmds[1]
+    assert cmds[2].startswith(f"mg detect {out}/runs/imigue_agcn_online/model.pt --data {out}/online/poses.h5")
+    assert cmds[3].startswith(f"mg evaluate-online {out}/online/detections.csv --release {release} --test-labels t.csv")
+    assert cmds[4].startswith(f"mg submit {out}/online/detections.csv --format online2023 --release {release}")
+    res = _make("reproduce-online", f"OUT={tmp_path / 'r'}", "MG=mg", timeout=60)
+    assert res.returncode != 0 and "make reproduce-online: give DATA=" in res.stdout + res.stderr
