@@ -75,6 +75,16 @@ def test_pooled_over_videos_and_per_class():
     assert s.hits == 1 and list(marked["hit"]) == [0]  # the first in file order
 
 
+def test_a_video_without_detections_misses_all_its_gestures():
+    gt = segs([("0001", 3, 0, 50), ("0002", 5, 0, 40), ("0002", 6, 60, 90)])
+    pred = segs([("0001", 3, 0, 50)])
+    for matching in ("strict", "organisers"):
+        s, marked = score_online(pred, gt, matching)
+        assert (s.hits, s.predictions, s.ground_truth) == (1, 1, 3) and list(marked["hit"]) == [0, -1, -1]
+    s, marked = score_online(pred.iloc[:0], gt, "strict")  # nothing detected anywhere
+    assert s.hits == 0 and s.f1 == 0.0 and (marked["hit"] == -1).all()
+
+
 def test_detections_csv_checks(tmp_path):
     good = tmp_path / "d.csv"
     write_detections(good, segs([("0001", 3, 0, 50), ("0002", 5, 10, 20)], score=[0.9, 0.4]))

@@ -113,7 +113,9 @@ def score_online(
     gt["hit"] = -1
     by_video = {v: g.index.to_numpy() for v, g in pred.groupby("video_id")}
     for vid, g in gt.groupby("video_id"):
-        rows = by_video.get(vid, np.zeros(0, np.int64))
+        rows = by_video.get(vid)
+        if rows is None:  # nothing detected in this video: every gesture of it is missed
+            continue
         local = match_video(pred.loc[rows], g, matching, threshold)
         gt.loc[g.index, "hit"] = np.where(local >= 0, rows[np.maximum(local, 0)], -1)
     hits = int((gt["hit"] >= 0).sum())
