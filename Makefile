@@ -34,7 +34,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q $(TORCH)
-	$(PY) -m pip install -q -e '.[dev,mediapipe]'
+	$(PY) -m pip install -q -e '.[dev,mediapipe,video]'
 	touch $@
 
 # MMPose 1.3.2 for `extract-pose --backend mmpose`. Plain `pip install mmpose` fails (chumpy does

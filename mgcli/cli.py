@@ -993,6 +993,82 @@ def detect_cmd(
 
 
 @app.command(
+    "predict",
+    epilog=(
+        "Example: [bold]mg predict interview.mp4 --model demo/online/runs/sample_agcn_bg/model.pt "
+        "--overlay interview-mg.mp4[/]"
+    ),
+)
+@handles_errors
+def predict_cmd(
+    video: Annotated[Path, typer.Argument(help="A video in no release (mp4, avi, mov, ...).")],
+    model: Annotated[Path, typer.Option(help="A trained skeleton or PoseConv3D model (runs/NAME/model.pt).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Output folder (default: predict-<video name>/).")
+    ] = None,
+    overlay: Annotated[
+        Path | None, typer.Option(help="Also write the video with the skeleton and the current gesture (H.264).")
+    ] = None,
+    backend: Annotated[str, typer.Option(help="Pose model: mediapipe, mediapipe-holistic or mmpose.")] = "mediapipe",
+    pose_config: Annotated[str | None, typer.Option(help="mmpose: model config file or model alias.")] = None,
+    pose_checkpoint: Annotated[str | None, typer.Option(help="mmpose: checkpoint file.")] = None,
+    det_config: Annotated[str | None, typer.Option(help="mmpose: MMDetection config for person boxes.")] = None,
+    det_checkpoint: Annotated[str | None, typer.Option(help="mmpose: MMDetection checkpoint.")] = None,
+    window: Annotated[int, typer.Option(help="Frames per sliding window.")] = 64,
+    stride: Annotated[int, typer.Option(help="Frames between window starts.")] = 8,
+    threshold: Annotated[float, typer.Option(help="A frame is a gesture when its best class scores this.")] = 0.3,
+    min_len: Annotated[int, typer.Option(help="Shortest segment kept, in frames.")] = 16,
+    merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
+    nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
+    heatmaps: Annotated[
+        Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
+    ] = None,
+    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is present.")] = False,
+    overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
+) -> None:
+    """Run a trained model on a new video: poses of every frame, sliding-window detection, and
+    segments.csv (classes and times in seconds), timeline.png (confidence against time) and, with
+    --overlay, the video with the skeleton and the current micro-gesture drawn on it.
+    """
+    from mgcli.online.detect import DetectOptions
+    from mgcli.online.predict import predict_video
+
+    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, 16, "all")
+    out = out or Path(f"predict-{video.stem}")
+    mm = dict(pose_config=pose_config, pose_checkpoint=pose_checkpoint, det_config=det_config,
+              det_checkpoint=det_checkpoint)  # fmt: skip
+    with progress_bar() as bar:
+        task = bar.add_task("frames", total=None)
+
+        def stage(text: str) -> None:
+            bar.update(task, description=text)
+
+        res = predict_video(
+            video,
+            model,
+            out,
+            backend,
+            mm if backend == "mmpose" else None,
+            opts,
+            overlay,
+            heatmaps,
+            overwrite,
+            not cpu,
+            stage,
+            lambda done, total: bar.update(task, completed=done, total=total),
+        )
+    console.print(output.segments_table(res.segments, video.name))
+    t = res.seconds
+    console.print(
+        output.wrote(
+            res.files,
+            f"{len(res.segments)} segments in {res.frames / res.fps:.1f} s of video; poses {t['poses']:.1f} s, "
+            f"detection {t['detect']:.1f} s, outputs {t['outputs']:.1f} s",
+        )
+    )
+
+
+@app.command(
     "evaluate-online",
     epilog="Example: [bold]mg evaluate-online detections.csv --release demo/sample --timeline 0013[/]",
 )

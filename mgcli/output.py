@@ -144,3 +144,15 @@ def online_tables(report: Any, split: str, iou: float) -> list[Table]:
 
 def _online_cells(f1: float, p: float, r: float, hits: int, preds: int, gt: int, digits: int) -> list[str]:
     return [f"{f1:.{digits}f}", f"{p:.{digits}f}", f"{r:.{digits}f}", str(hits), str(preds), str(gt)]
+
+
+def segments_table(segments: Any, title: str, limit: int = 40) -> Table:
+    """The micro-gestures ``mg predict`` found: times in seconds, class, score (the first ``limit``)."""
+    table = Table(title=f"{title}: {len(segments)} micro-gesture(s)")
+    for name in ("start (s)", "end (s)", "class", "score"):
+        table.add_column(name, justify="left" if name == "class" else "right")
+    for r in segments.head(limit).to_dict("records"):
+        table.add_row(f"{r['start_s']:.2f}", f"{r['end_s']:.2f}", str(r["class"]), f"{r['score']:.3f}")
+    if len(segments) > limit:
+        table.add_row("...", "", f"{len(segments) - limit} more in segments.csv", "")
+    return table

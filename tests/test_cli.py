@@ -33,6 +33,7 @@ def test_version_and_help() -> None:
         "evaluate",
         "evaluate-online",
         "detect",
+        "predict",
         "ensemble",
         "report",
         "submit",

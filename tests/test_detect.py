@@ -124,7 +124,7 @@ def detector(small_sample: Path, tmp_path_factory: pytest.TempPathFactory, one_t
     """poses.h5 with background clips and a tiny 2s-AGCN trained on it (33 classes)."""
     d = tmp_path_factory.mktemp("detect")
     args = ["extract-pose", str(small_sample), "-o", str(d / "poses.h5"), "--layout", "coco17"]
-    res = runner.invoke(app, [*args, "--background", "4", "--background-window", "24"])
+    res = runner.invoke(app, [*args, "--background", "2", "--background-window", "24"])
     assert res.exit_code == 0, res.output
     res = runner.invoke(
         app,
@@ -141,15 +141,24 @@ def detector(small_sample: Path, tmp_path_factory: pytest.TempPathFactory, one_t
         ],
     )
     assert res.exit_code == 0, res.output
+    # A tiny model trained for seconds on three videos may call every window background. The
+    # segment rules are tested above on known scores; for the chain to have segments to carry, a
+    # copy whose head never says background (its bias at -20): at threshold 0 every covered frame
+    # is then active, and the segments are the runs of the best gesture class.
+    import torch
+
+    state = load_checkpoint(d / "runs" / "agcn_bg" / "model.pt")
+    state["state_dict"]["fc.bias"][-1] = -20.0
+    torch.save(state, d / "gestures-only.pt")
     return d
 
 
 def test_detect_evaluate_submit_chain(detector: Path, small_sample: Path) -> None:
-    model = detector / "runs" / "agcn_bg" / "model.pt"
-    assert load_checkpoint(model)["class_names"][-1] == BACKGROUND
+    assert load_checkpoint(detector / "runs" / "agcn_bg" / "model.pt")["class_names"][-1] == BACKGROUND
+    model = detector / "gestures-only.pt"
     det, fs = detector / "det.csv", detector / "frames.h5"
     args = ["detect", str(model), "--data", str(detector / "poses.h5"), "-o", str(det), "--scores", str(fs)]
-    res = runner.invoke(app, [*args, "--window", "24", "--stride", "6", "--threshold", "0.05", "--min-len", "4"])
+    res = runner.invoke(app, [*args, "--window", "24", "--stride", "6", "--threshold", "0", "--min-len", "4"])
     assert res.exit_code == 0, res.output
     assert "frames/s" in res.output
     table = read_detections(det, num_classes=32).table  # gesture classes only, never the background
@@ -244,3 +253,76 @@ def test_detect_refuses_what_it_cannot_slide(train_artifacts: Path, tmp_path: Pa
         app, ["detect", str(junk), "--data", str(train_artifacts / "heatmaps-joint.h5"), "-o", str(tmp_path / "d.csv")]
     )
     assert res.exit_code == 2 and "poses.h5" in res.output
+
+
+def _sample_test_video(sample: Path) -> Path:
+    from mgcli.dataset.release import Release
+
+    release = Release(sample)
+    test = sorted(v for v, e in release.videos.items() if e.split == "test")
+    return release.videos[test[0]].video
+
+
+def test_predict_on_a_real_video_writes_all_three_outputs(detector: Path, tmp_path: Path) -> None:
+    import av
+    import pandas as pd
+    from test_backends import carphone
+
+    model = detector / "gestures-only.pt"  # so that the overlay has labels to draw
+    out, mp4 = tmp_path / "pred", tmp_path / "overlay.mp4"
+    args = ["predict", str(carphone()), "--model", str(model), "-o", str(out), "--overlay", str(mp4)]
+    res = runner.invoke(app, [*args, "--window", "24", "--stride", "8", "--threshold", "0", "--min-len", "1"])
+    assert res.exit_code == 0, res.output
+    seg = pd.read_csv(out / "segments.csv")
+    assert list(seg.columns) == ["start_frame", "end_frame", "start_s", "end_s", "label", "class", "score"]
+    assert len(seg) >= 1 and seg["end_frame"].max() <= 119 and (seg["class"] != BACKGROUND).all()
+    np.testing.assert_allclose(seg["start_s"], seg["start_frame"] / 29.97, atol=1e-2)  # carphone is 29.97 fps
+    assert (out / "timeline.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    with av.open(str(mp4)) as c:
+        stream = c.streams.video[0]
+        assert stream.codec_context.name == "h264"
+        frames = [f.to_ndarray(format="rgb24") for f in c.decode(stream)]
+    assert len(frames) == 120 and frames[0].shape[:2] == (144, 176)
+    with h5py.File(out / "frame-scores.h5") as f:
+        assert f["videos"]["carphone_pristine"].shape == (120, 33)
+
+
+def test_predict_on_the_samples_test_video_finds_segments(detector: Path, small_sample: Path, tmp_path: Path) -> None:
+    import pandas as pd
+
+    model = detector / "gestures-only.pt"
+    video = _sample_test_video(small_sample)
+    res = runner.invoke(
+        app,
+        ["predict", str(video), "--model", str(model), "-o", str(tmp_path / "p"), "--window", "24", "--stride", "6",
+         "--threshold", "0", "--min-len", "4"],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    seg = pd.read_csv(tmp_path / "p" / "segments.csv")
+    assert len(seg) >= 1 and (seg["end_frame"] - seg["start_frame"] + 1 >= 4).all()
+    assert "micro-gesture" in res.output
+
+
+def test_predict_refuses_bad_input_in_one_line(detector: Path, tmp_path: Path) -> None:
+    import torch
+
+    model = detector / "runs" / "agcn_bg" / "model.pt"
+    junk = tmp_path / "broken.mp4"
+    junk.write_bytes(b"\x00" * 512)
+    res = runner.invoke(app, ["predict", str(junk), "--model", str(model), "-o", str(tmp_path / "a")])
+    assert res.exit_code == 2 and "broken.mp4" in res.output and "Traceback" not in res.output
+    # a checkpoint of a model mg detect cannot slide (an RGB model), refused before any pose work
+    state = load_checkpoint(model)
+    state["config"]["model"] = {"name": "rgb_slowonly"}
+    rgb = tmp_path / "rgb.pt"
+    torch.save(state, rgb)
+    video = _sample_test_video_or_carphone()
+    res = runner.invoke(app, ["predict", str(video), "--model", str(rgb), "-o", str(tmp_path / "b")])
+    assert res.exit_code == 2 and "reads frames" in res.output
+    assert not (tmp_path / "b" / "poses.h5").exists()
+
+
+def _sample_test_video_or_carphone() -> Path:
+    from test_backends import carphone
+
+    return carphone()

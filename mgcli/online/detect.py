@@ -168,6 +168,12 @@ def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path) -> Wi
     """The window views of a skeleton (``poses``) or PoseConv3D (``heatmaps``) model."""
     from mgcli.data import view_config
 
+    if kind not in ("poses", "heatmaps"):
+        raise MgError(
+            "mg detect slides skeleton (agcn) and PoseConv3D models over poses.h5; "
+            f"this model reads {kind or 'other data'}",
+            where,
+        )
     view = view_config(kind, cfg.data.view, where)
     if kind == "poses":
         from mgcli.data.skeleton import clip_skeleton, skeleton_test_views
@@ -182,40 +188,53 @@ def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path) -> Wi
             return views
 
         return WindowSource({"in_channels": 3, "num_person": view.num_person}, make_skeleton)
-    if kind == "heatmaps":
-        from mgcli.data.base import clip_keypoints
-        from mgcli.data.heatmaps import channels, render_test_views
-        from mgcli.heatmaps.build import BuildOptions, compact_clip
-        from mgcli.io.heatmaps import HeatmapsFile
+    # PoseConv3D: windows compacted and rendered as build-heatmaps and the test view do
+    from mgcli.data.base import clip_keypoints
+    from mgcli.data.heatmaps import channels, render_test_views
+    from mgcli.heatmaps.build import BuildOptions, compact_clip
+    from mgcli.io.heatmaps import HeatmapsFile
 
-        path = heatmaps or Path(cfg.data.path)
-        if not path.is_file():
-            raise MgError(
-                "a PoseConv3D model is detected with its training heatmaps' build options: "
-                "give --heatmaps heatmaps-*.h5 (the file it trained on, or one built the same way)",
-                path,
-            )
-        with HeatmapsFile(path) as hf:
-            fields = {f.name for f in dataclasses.fields(BuildOptions)}
-            sampling = {k: v for k, v in hf.sampling.items() if k in fields and k != "splits"}
-            opts = BuildOptions(**{**sampling, "kind": hf.heatmap_kind, "sigma": hf.sigma, "size": hf.size[0]})
-            layout: Layout = get_layout(hf.layout)
-        sigma = view.sigma or opts.sigma
-        num_channels, _ = channels(layout, opts.kind)
+    path = heatmaps or Path(cfg.data.path)
+    if not path.is_file():
+        raise MgError(
+            "a PoseConv3D model is detected with its training heatmaps' build options: "
+            "give --heatmaps heatmaps-*.h5 (the file it trained on, or one built the same way)",
+            path,
+        )
+    with HeatmapsFile(path) as hf:
+        fields = {f.name for f in dataclasses.fields(BuildOptions)}
+        sampling = {k: v for k, v in hf.sampling.items() if k in fields and k != "splits"}
+        opts = BuildOptions(**{**sampling, "kind": hf.heatmap_kind, "sigma": hf.sigma, "size": hf.size[0]})
+        layout: Layout = get_layout(hf.layout)
+    sigma = view.sigma or opts.sigma
+    num_channels, _ = channels(layout, opts.kind)
 
-        def make_heatmaps(video: VideoPoses, src: str) -> Callable[[int, int], dict[str, torch.Tensor]]:
-            def views(a: int, b: int) -> dict[str, torch.Tensor]:
-                kp, sc = clip_keypoints(video, slice(a, b + 1), src, layout, f"{video.video_id}@{a}", where)
-                kp = compact_clip(kp, video.img_shape, layout, opts)
-                vol = render_test_views(kp, sc, (opts.size, opts.size), layout, opts.kind, sigma, view)
-                return {"x": vol}
+    def make_heatmaps(video: VideoPoses, src: str) -> Callable[[int, int], dict[str, torch.Tensor]]:
+        def views(a: int, b: int) -> dict[str, torch.Tensor]:
+            kp, sc = clip_keypoints(video, slice(a, b + 1), src, layout, f"{video.video_id}@{a}", where)
+            kp = compact_clip(kp, video.img_shape, layout, opts)
+            vol = render_test_views(kp, sc, (opts.size, opts.size), layout, opts.kind, sigma, view)
+            return {"x": vol}
 
-            return views
+        return views
 
-        return WindowSource({"in_channels": num_channels}, make_heatmaps)
-    raise MgError(
-        f"mg detect slides skeleton (agcn) and PoseConv3D models over poses.h5; this model reads {kind}", where
-    )
+    return WindowSource({"in_channels": num_channels}, make_heatmaps)
+
+
+def read_detector(checkpoint: str | Path, heatmaps: str | Path | None = None) -> tuple[dict, Any, str, WindowSource]:
+    """A checkpoint ``mg detect`` can slide: (its state, config, data kind, window source); one
+    clear error for a file that is not a model checkpoint or a model that reads other data."""
+    from mgcli.models import MODELS
+    from mgcli.train.config import config_from_dict
+
+    checkpoint = Path(checkpoint)
+    state = load_checkpoint(checkpoint)
+    if not isinstance(state, dict) or "state_dict" not in state or "config" not in state:
+        raise MgError("not a model checkpoint of mg train-branch / train-fused (model.pt)", checkpoint)
+    cfg = config_from_dict(state["config"], checkpoint)
+    spec = MODELS.get(cfg.model.get("name", ""))
+    kind = spec.input_kind if spec is not None else ""
+    return state, cfg, kind, window_source(cfg, kind, Path(heatmaps) if heatmaps else None, checkpoint)
 
 
 @dataclass
@@ -244,9 +263,7 @@ def detect(
     """Detect micro-gestures in every video of ``poses`` (``opts.split``'s videos): writes the
     detections CSV ``out`` and, with ``scores_out``, the per-frame scores HDF5."""
     from mgcli.data import artifact_kind
-    from mgcli.models import MODELS
     from mgcli.train.build import build_for_data
-    from mgcli.train.config import config_from_dict
     from mgcli.train.distributed import Context
     from mgcli.train.predict import predict
     from mgcli.train.progress import Reporter
@@ -258,14 +275,8 @@ def detect(
         check_output(scores_out, overwrite, inputs=(checkpoint, poses, out))
     if artifact_kind(poses) != "poses":
         raise MgError("mg detect reads a poses.h5 (mg extract-pose, --scope all for video sources)", poses)
-    state = load_checkpoint(checkpoint)
-    if "state_dict" not in state or "config" not in state:
-        raise MgError("not a model checkpoint of mg train-branch / train-fused (model.pt)", checkpoint)
-    cfg = config_from_dict(state["config"], checkpoint)
+    state, cfg, kind, source = read_detector(checkpoint, heatmaps)
     class_names = list(state["class_names"])
-    spec = MODELS.get(cfg.model.get("name", ""))
-    kind = spec.input_kind if spec is not None else ""
-    source = window_source(cfg, kind, Path(heatmaps) if heatmaps else None, checkpoint)
     background = class_names.index(BACKGROUND) if BACKGROUND in class_names else None
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))
     rows: list[pd.DataFrame] = []
