@@ -951,6 +951,9 @@ def detect_cmd(
     merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
     nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
     batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
+    num_clips: Annotated[
+        int, typer.Option(help="Test clips per window (0: the model's test view's; fewer is faster).")
+    ] = 0,
     heatmaps: Annotated[
         Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
     ] = None,
@@ -968,7 +971,7 @@ def detect_cmd(
     """
     from mgcli.online.detect import DetectOptions, detect
 
-    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, batch_size, split)
+    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, batch_size, split, num_clips)
     with progress_bar() as bar:
         task = bar.add_task("videos", total=None)
         res = detect(
@@ -1020,6 +1023,9 @@ def predict_cmd(
     min_len: Annotated[int, typer.Option(help="Shortest segment kept, in frames.")] = 16,
     merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
     nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
+    num_clips: Annotated[
+        int, typer.Option(help="Test clips per window (0: the model's test view's; fewer is faster).")
+    ] = 0,
     heatmaps: Annotated[
         Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
     ] = None,
@@ -1033,7 +1039,7 @@ def predict_cmd(
     from mgcli.online.detect import DetectOptions
     from mgcli.online.predict import predict_video
 
-    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, 16, "all")
+    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, 16, "all", num_clips)
     out = out or Path(f"predict-{video.stem}")
     mm = dict(pose_config=pose_config, pose_checkpoint=pose_checkpoint, det_config=det_config,
               det_checkpoint=det_checkpoint)  # fmt: skip

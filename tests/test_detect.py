@@ -326,3 +326,18 @@ def _sample_test_video_or_carphone() -> Path:
     from test_backends import carphone
 
     return carphone()
+
+
+def test_num_clips_sets_the_views_per_window(detector: Path) -> None:
+    from mgcli.online.detect import read_detector
+
+    model = detector / "runs" / "agcn_bg" / "model.pt"
+    with PosesFile(detector / "poses.h5") as pf:
+        video, layout = pf[pf.video_ids[0]], pf.layout
+    sizes = {}
+    for n in (0, 1, 3):
+        _, _, kind, source = read_detector(model, None, n)
+        sizes[n] = source.make(video, layout)(0, 23)["x"].shape[0]
+    assert kind == "poses" and sizes[3] == 3 * sizes[1] and sizes[0] == sizes[1]  # TINY_AGCN: num_clips=1
+    with pytest.raises(MgError, match="--num-clips"):
+        DetectOptions(num_clips=-1)

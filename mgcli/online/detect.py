@@ -57,9 +57,11 @@ class DetectOptions:
     nms_iou: float = 0.5
     batch_size: int = 16
     split: str = "test"  # the clip table's split whose videos to scan; "all": every video of the file
+    num_clips: int = 0  # test clips per window (0: the model's test view's num_clips)
 
     def __post_init__(self) -> None:
-        for name, lo in (("window", 2), ("stride", 1), ("min_len", 1), ("merge_gap", 0), ("batch_size", 1)):
+        checks = (("window", 2), ("stride", 1), ("min_len", 1), ("merge_gap", 0), ("batch_size", 1), ("num_clips", 0))
+        for name, lo in checks:
             if getattr(self, name) < lo:
                 raise MgError(f"--{name.replace('_', '-')} must be at least {lo}, not {getattr(self, name)}")
         for name in ("threshold", "nms_iou"):
@@ -164,8 +166,9 @@ class WindowSource:
     make: Callable[[VideoPoses, str], Callable[[int, int], dict[str, torch.Tensor]]]  # (video, src layout)
 
 
-def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path) -> WindowSource:
-    """The window views of a skeleton (``poses``) or PoseConv3D (``heatmaps``) model."""
+def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path, num_clips: int = 0) -> WindowSource:
+    """The window views of a skeleton (``poses``) or PoseConv3D (``heatmaps``) model (``num_clips``
+    test clips per window instead of the view's, when given)."""
     from mgcli.data import view_config
 
     if kind not in ("poses", "heatmaps"):
@@ -175,6 +178,8 @@ def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path) -> Wi
             where,
         )
     view = view_config(kind, cfg.data.view, where)
+    if num_clips:
+        view = dataclasses.replace(view, num_clips=num_clips)
     if kind == "poses":
         from mgcli.data.skeleton import clip_skeleton, skeleton_test_views
 
@@ -221,7 +226,9 @@ def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path) -> Wi
     return WindowSource({"in_channels": num_channels}, make_heatmaps)
 
 
-def read_detector(checkpoint: str | Path, heatmaps: str | Path | None = None) -> tuple[dict, Any, str, WindowSource]:
+def read_detector(
+    checkpoint: str | Path, heatmaps: str | Path | None = None, num_clips: int = 0
+) -> tuple[dict, Any, str, WindowSource]:
     """A checkpoint ``mg detect`` can slide: (its state, config, data kind, window source); one
     clear error for a file that is not a model checkpoint or a model that reads other data."""
     from mgcli.models import MODELS
@@ -234,7 +241,7 @@ def read_detector(checkpoint: str | Path, heatmaps: str | Path | None = None) ->
     cfg = config_from_dict(state["config"], checkpoint)
     spec = MODELS.get(cfg.model.get("name", ""))
     kind = spec.input_kind if spec is not None else ""
-    return state, cfg, kind, window_source(cfg, kind, Path(heatmaps) if heatmaps else None, checkpoint)
+    return state, cfg, kind, window_source(cfg, kind, Path(heatmaps) if heatmaps else None, checkpoint, num_clips)
 
 
 @dataclass
@@ -275,7 +282,7 @@ def detect(
         check_output(scores_out, overwrite, inputs=(checkpoint, poses, out))
     if artifact_kind(poses) != "poses":
         raise MgError("mg detect reads a poses.h5 (mg extract-pose, --scope all for video sources)", poses)
-    state, cfg, kind, source = read_detector(checkpoint, heatmaps)
+    state, cfg, kind, source = read_detector(checkpoint, heatmaps, opts.num_clips)
     class_names = list(state["class_names"])
     background = class_names.index(BACKGROUND) if BACKGROUND in class_names else None
     ctx = Context(device=torch.device("cuda") if use_cuda and torch.cuda.is_available() else torch.device("cpu"))

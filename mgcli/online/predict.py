@@ -197,7 +197,9 @@ def predict_video(
     info = probe_video(video)  # one line for a file that is not a readable video
     if info.frames < 1:
         raise DataError("the video has no frames", video)
-    state, _, kind, _ = read_detector(checkpoint, heatmaps)  # a checkpoint of the wrong kind fails before any work
+    opts = opts or DetectOptions()
+    # a checkpoint of the wrong kind fails before any work
+    state, _, kind, _ = read_detector(checkpoint, heatmaps, opts.num_clips)
     class_names = list(state["class_names"])
     names = [*OUTPUTS, "detections.csv", "frame-scores.h5", "poses.h5"]
     for name in names:
@@ -228,7 +230,7 @@ def predict_video(
         checkpoint,
         out_dir / "poses.h5",
         out_dir / "detections.csv",
-        replace(opts or DetectOptions(), split="all"),
+        replace(opts, split="all"),
         out_dir / "frame-scores.h5",
         heatmaps,
         overwrite=True,
