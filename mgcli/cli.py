@@ -16,6 +16,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from mgcli import __version__, output
 from mgcli.errors import MgError
+from mgcli.online.options import DetectOptions
 
 app = typer.Typer(
     name="mg",
@@ -928,6 +929,21 @@ def ensemble_cmd(
         console.print(output.wrote(files.report))
 
 
+# The segment options mg detect and mg predict share (defaults: DetectOptions).
+_D = DetectOptions()
+WindowOpt = Annotated[int, typer.Option(help="Frames per sliding window.")]
+StrideOpt = Annotated[int, typer.Option(help="Frames between window starts.")]
+ThresholdOpt = Annotated[float, typer.Option(help="A frame is a gesture when its best class scores this.")]
+MinLenOpt = Annotated[int, typer.Option(help="Shortest segment kept, in frames.")]
+MergeGapOpt = Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")]
+NmsOpt = Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")]
+NumClipsOpt = Annotated[int, typer.Option(help="Test clips per window (0: the model's test view's; fewer is faster).")]
+HeatmapsOpt = Annotated[
+    Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
+]
+CpuOpt = Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is present.")]
+
+
 @app.command(
     "detect",
     epilog=(
@@ -944,20 +960,16 @@ def detect_cmd(
         Path | None, typer.Option(help="Also write the per-frame scores [T, K] of every video (HDF5).")
     ] = None,
     split: Annotated[str, typer.Option(help="The clip table's split whose videos to scan, or all.")] = "test",
-    window: Annotated[int, typer.Option(help="Frames per sliding window.")] = 64,
-    stride: Annotated[int, typer.Option(help="Frames between window starts.")] = 8,
-    threshold: Annotated[float, typer.Option(help="A frame is a gesture when its best class scores this.")] = 0.3,
-    min_len: Annotated[int, typer.Option(help="Shortest segment kept, in frames.")] = 16,
-    merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
-    nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
-    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = 16,
-    num_clips: Annotated[
-        int, typer.Option(help="Test clips per window (0: the model's test view's; fewer is faster).")
-    ] = 0,
-    heatmaps: Annotated[
-        Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
-    ] = None,
-    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is present.")] = False,
+    window: WindowOpt = _D.window,
+    stride: StrideOpt = _D.stride,
+    threshold: ThresholdOpt = _D.threshold,
+    min_len: MinLenOpt = _D.min_len,
+    merge_gap: MergeGapOpt = _D.merge_gap,
+    nms_iou: NmsOpt = _D.nms_iou,
+    batch_size: Annotated[int, typer.Option(help="Windows per forward pass.")] = _D.batch_size,
+    num_clips: NumClipsOpt = _D.num_clips,
+    heatmaps: HeatmapsOpt = None,
+    cpu: CpuOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
     """Online recognition: slide a trained clip model over whole videos and write the segments it
@@ -969,7 +981,7 @@ def detect_cmd(
     class (models trained on extract-pose --background) and reaches --threshold; runs of a class,
     merged across --merge-gap, at least --min-len long, then class-agnostic temporal NMS.
     """
-    from mgcli.online.detect import DetectOptions, detect
+    from mgcli.online.detect import detect
 
     opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, batch_size, split, num_clips)
     with progress_bar() as bar:
@@ -1017,29 +1029,24 @@ def predict_cmd(
     pose_checkpoint: Annotated[str | None, typer.Option(help="mmpose: checkpoint file.")] = None,
     det_config: Annotated[str | None, typer.Option(help="mmpose: MMDetection config for person boxes.")] = None,
     det_checkpoint: Annotated[str | None, typer.Option(help="mmpose: MMDetection checkpoint.")] = None,
-    window: Annotated[int, typer.Option(help="Frames per sliding window.")] = 64,
-    stride: Annotated[int, typer.Option(help="Frames between window starts.")] = 8,
-    threshold: Annotated[float, typer.Option(help="A frame is a gesture when its best class scores this.")] = 0.3,
-    min_len: Annotated[int, typer.Option(help="Shortest segment kept, in frames.")] = 16,
-    merge_gap: Annotated[int, typer.Option(help="Merge a class's segments at most this many frames apart.")] = 8,
-    nms_iou: Annotated[float, typer.Option(help="Temporal NMS: drop a segment overlapping a better one more.")] = 0.5,
-    num_clips: Annotated[
-        int, typer.Option(help="Test clips per window (0: the model's test view's; fewer is faster).")
-    ] = 0,
-    heatmaps: Annotated[
-        Path | None, typer.Option(help="PoseConv3D: the heatmaps file whose build options to use (default: data.path).")
-    ] = None,
-    cpu: Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is present.")] = False,
+    window: WindowOpt = _D.window,
+    stride: StrideOpt = _D.stride,
+    threshold: ThresholdOpt = _D.threshold,
+    min_len: MinLenOpt = _D.min_len,
+    merge_gap: MergeGapOpt = _D.merge_gap,
+    nms_iou: NmsOpt = _D.nms_iou,
+    num_clips: NumClipsOpt = _D.num_clips,
+    heatmaps: HeatmapsOpt = None,
+    cpu: CpuOpt = False,
     overwrite: Annotated[bool, typer.Option(help="Replace existing outputs.")] = False,
 ) -> None:
     """Run a trained model on a new video: poses of every frame, sliding-window detection, and
     segments.csv (classes and times in seconds), timeline.png (confidence against time) and, with
     --overlay, the video with the skeleton and the current micro-gesture drawn on it.
     """
-    from mgcli.online.detect import DetectOptions
     from mgcli.online.predict import predict_video
 
-    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, 16, "all", num_clips)
+    opts = DetectOptions(window, stride, threshold, min_len, merge_gap, nms_iou, _D.batch_size, "all", num_clips)
     out = out or Path(f"predict-{video.stem}")
     mm = dict(pose_config=pose_config, pose_checkpoint=pose_checkpoint, det_config=det_config,
               det_checkpoint=det_checkpoint)  # fmt: skip

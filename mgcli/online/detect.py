@@ -40,33 +40,10 @@ from mgcli.io.atomic import atomic_output, check_output
 from mgcli.io.checkpoint import load_checkpoint
 from mgcli.io.detections import DETECTION_COLUMNS, write_detections
 from mgcli.io.poses import PosesFile, VideoPoses
+from mgcli.online.options import DetectOptions
 from mgcli.pose.layouts import Layout, get_layout
 
 SCORES_SCHEMA = "mgcli.framescores/1"
-
-
-@dataclass(frozen=True)
-class DetectOptions:
-    """Sliding windows and the segment rules (see the module docstring); frames of the video."""
-
-    window: int = 64
-    stride: int = 8
-    threshold: float = 0.3
-    min_len: int = 16
-    merge_gap: int = 8
-    nms_iou: float = 0.5
-    batch_size: int = 16
-    split: str = "test"  # the clip table's split whose videos to scan; "all": every video of the file
-    num_clips: int = 0  # test clips per window (0: the model's test view's num_clips)
-
-    def __post_init__(self) -> None:
-        checks = (("window", 2), ("stride", 1), ("min_len", 1), ("merge_gap", 0), ("batch_size", 1), ("num_clips", 0))
-        for name, lo in checks:
-            if getattr(self, name) < lo:
-                raise MgError(f"--{name.replace('_', '-')} must be at least {lo}, not {getattr(self, name)}")
-        for name in ("threshold", "nms_iou"):
-            if not 0 <= getattr(self, name) <= 1:
-                raise MgError(f"--{name.replace('_', '-')} must be between 0 and 1, not {getattr(self, name)}")
 
 
 def window_starts(num_frames: int, window: int, stride: int) -> np.ndarray:
@@ -260,7 +237,7 @@ def detect(
     checkpoint: str | Path,
     poses: str | Path,
     out: str | Path,
-    opts: DetectOptions = DetectOptions(),
+    opts: DetectOptions | None = None,
     scores_out: str | Path | None = None,
     heatmaps: str | Path | None = None,
     overwrite: bool = False,
@@ -276,6 +253,7 @@ def detect(
     from mgcli.train.progress import Reporter
 
     t0 = time.perf_counter()
+    opts = opts or DetectOptions()
     checkpoint, poses, out = Path(checkpoint), Path(poses), Path(out)
     check_output(out, overwrite, inputs=(checkpoint, poses))
     if scores_out is not None:
