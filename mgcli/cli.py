@@ -948,7 +948,7 @@ CpuOpt = Annotated[bool, typer.Option(help="Stay on the CPU even when CUDA is pr
     "detect",
     epilog=(
         "Example: [bold]mg detect runs/sample_agcn_bg/model.pt --data poses.h5 -o detections.csv "
-        "--window 32 --stride 4[/]"
+        "--window 32 --stride 8[/]"
     ),
 )
 @handles_errors
