@@ -341,3 +341,24 @@ def test_num_clips_sets_the_views_per_window(detector: Path) -> None:
     assert kind == "poses" and sizes[3] == 3 * sizes[1] and sizes[0] == sizes[1]  # TINY_AGCN: num_clips=1
     with pytest.raises(MgError, match="--num-clips"):
         DetectOptions(num_clips=-1)
+
+
+def test_a_model_trained_on_one_layout_detects_on_poses_of_another(detector: Path, tmp_path: Path) -> None:
+    """A skeleton model whose view names no layout trains on the file's (coco17 here); model.pt
+    records it, so mg predict's MediaPipe poses are converted to it rather than refused."""
+    from test_backends import carphone
+
+    tiny = [a for a in TINY_AGCN if not a.startswith("data.view.layout")] + ["train.epochs=1"]
+    res = runner.invoke(
+        app,
+        ["train-branch", "--model", "agcn-joint", f"data.path={detector / 'poses.h5'}", "--out-dir", str(tmp_path),
+         "--name", "coco", *tiny],
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    model = tmp_path / "coco" / "model.pt"
+    assert load_checkpoint(model)["data_options"]["layout"] == "coco17"
+    res = runner.invoke(app, ["predict", str(carphone()), "--model", str(model), "-o", str(tmp_path / "p"),
+                              "--window", "24"])  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with h5py.File(tmp_path / "p" / "frame-scores.h5") as f:
+        assert f["videos"]["carphone_pristine"].shape == (120, 33)

@@ -143,9 +143,12 @@ class WindowSource:
     make: Callable[[VideoPoses, str], Callable[[int, int], dict[str, torch.Tensor]]]  # (video, src layout)
 
 
-def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path, num_clips: int = 0) -> WindowSource:
+def window_source(
+    cfg: Any, kind: str, heatmaps: Path | None, where: Path, num_clips: int = 0, trained_layout: str | None = None
+) -> WindowSource:
     """The window views of a skeleton (``poses``) or PoseConv3D (``heatmaps``) model (``num_clips``
-    test clips per window instead of the view's, when given)."""
+    test clips per window instead of the view's, when given; a skeleton model's windows are
+    converted to the layout it trained on, ``trained_layout``, when its view names none)."""
     from mgcli.data import view_config
 
     if kind not in ("poses", "heatmaps"):
@@ -161,7 +164,7 @@ def window_source(cfg: Any, kind: str, heatmaps: Path | None, where: Path, num_c
         from mgcli.data.skeleton import clip_skeleton, skeleton_test_views
 
         def make_skeleton(video: VideoPoses, src: str) -> Callable[[int, int], dict[str, torch.Tensor]]:
-            layout = get_layout(view.layout or src)
+            layout = get_layout(view.layout or trained_layout or src)
 
             def views(a: int, b: int) -> dict[str, torch.Tensor]:
                 kp, sc = clip_skeleton(video, a, b, src, layout, view, f"{video.video_id}@{a}", where)
@@ -218,7 +221,9 @@ def read_detector(
     cfg = config_from_dict(state["config"], checkpoint)
     spec = MODELS.get(cfg.model.get("name", ""))
     kind = spec.input_kind if spec is not None else ""
-    return state, cfg, kind, window_source(cfg, kind, Path(heatmaps) if heatmaps else None, checkpoint, num_clips)
+    trained = state.get("data_options", {}).get("layout")
+    hm = Path(heatmaps) if heatmaps else None
+    return state, cfg, kind, window_source(cfg, kind, hm, checkpoint, num_clips, trained)
 
 
 @dataclass
@@ -273,8 +278,9 @@ def detect(
             if not vids:
                 raise MgError(f"no {opts.split} videos in the clip table (--split all scans every video)", poses)
         data_options = dict(source.data_options)
-        if kind == "poses":
-            data_options["layout"] = get_layout(cfg.data.view.get("layout") or pf.layout).name
+        if kind == "poses":  # the layout it trained on (older checkpoints: the view's, else this file's)
+            trained = state.get("data_options", {}).get("layout")
+            data_options["layout"] = get_layout(cfg.data.view.get("layout") or trained or pf.layout).name
         model = build_for_data(cfg, len(class_names), kind, data_options, checkpoint, load_pretrained=False)
         try:
             model.load_inference_state(state["state_dict"])

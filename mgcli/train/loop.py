@@ -94,6 +94,9 @@ class Run:
         )
 
     def save_model(self, **extra: Any) -> None:
+        # the options the training data fixed (in_channels, a skeleton's layout): what a model
+        # applied to other data (mg detect, mg predict) must be rebuilt for
+        extra.setdefault("data_options", dict(self.plan.data_options))
         save_checkpoint(
             self.run_dir / "model.pt", self.model.inference_state(), self.cfg.to_dict(), self.plan.class_names, **extra
         )
