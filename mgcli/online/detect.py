@@ -104,12 +104,14 @@ def segments(scores: np.ndarray, opts: DetectOptions, background: int | None = N
     label = np.where(active, best, -1)
     found = [[c, a, b] for c, a, b in _runs(label) if c >= 0]
     merged: list[list[int]] = []
+    last: dict[int, list[int]] = {}  # each class's latest segment
     for c, a, b in found:  # join a class's segments across short gaps (other runs in between are kept)
-        prev = next((m for m in reversed(merged) if m[0] == c), None)
+        prev = last.get(c)
         if prev is not None and a - prev[2] - 1 <= opts.merge_gap:
             prev[2] = b
         else:
-            merged.append([c, a, b])
+            last[c] = [c, a, b]
+            merged.append(last[c])
     rows = [(c, a, b, float(scores[a : b + 1, c].mean())) for c, a, b in merged if b - a + 1 >= opts.min_len]
     rows.sort(key=lambda r: -r[3])
     kept: list[tuple[int, int, int, float]] = []

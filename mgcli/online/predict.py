@@ -17,7 +17,6 @@ them, so ``mg detect`` can be rerun with other segment settings without extracti
 
 from __future__ import annotations
 
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -121,10 +120,10 @@ def write_overlay(
         vp = pf[pf.video_ids[0]]
         layout = get_layout(pf.layout)
     kp, sc = vp.keypoint[0], vp.keypoint_score[0]  # [T, V, 2], [T, V]
-    current = np.full(kp.shape[0] + 1, -1, np.int64)  # the segment (row of det) shown on each frame
-    for i, r in enumerate(det.sort_values("score").itertuples()):  # the best segment wins overlaps
+    rows = det.sort_values("score", kind="stable").reset_index(drop=True)  # the best segment drawn last
+    current = np.full(kp.shape[0] + 1, -1, np.int64)  # the segment (row of rows) shown on each frame
+    for i, r in enumerate(rows.itertuples()):
         current[r.start : r.end + 1] = i
-    rows = det.sort_values("score").reset_index(drop=True)
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     w, h = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
@@ -212,16 +211,13 @@ def predict_video(
     if stage:
         stage(f"poses ({backend})")
     spec = backend_spec(backend, **(backend_options or {}))
-    report = extract_pose(
+    extract_pose(  # one video: a failure raises (DataError, one line)
         video,
         out_dir / "poses.h5",
         ExtractOptions(source="video", backend=spec, scope="all"),
         overwrite=True,
         on_progress=(lambda vid, done, total: progress(done, total)) if progress else None,
     )
-    shutil.rmtree(out_dir / ".poses.h5.parts", ignore_errors=True)
-    if report.failed:
-        raise DataError(report.failed[0].message, video)
     times["poses"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     if stage:
