@@ -141,7 +141,7 @@ class WindowViews(torch.utils.data.Dataset):
 class WindowSource:
     """How a model's test views are cut from a window of a video, and the model options the data fixes."""
 
-    data_options: dict[str, Any]
+    options: Callable[[str], dict[str, Any]]  # for the layout of the poses file: the model options it fixes
     make: Callable[[VideoPoses, str], Callable[[int, int], dict[str, torch.Tensor]]]  # (video, src layout)
 
 
@@ -165,8 +165,11 @@ def window_source(
     if kind == "poses":
         from mgcli.data.skeleton import clip_skeleton, skeleton_test_views
 
+        def layout_for(src: str) -> Layout:  # the view's, else the one it trained on, else the file's
+            return get_layout(view.layout or trained_layout or src)
+
         def make_skeleton(video: VideoPoses, src: str) -> Callable[[int, int], dict[str, torch.Tensor]]:
-            layout = get_layout(view.layout or trained_layout or src)
+            layout = layout_for(src)
 
             def views(a: int, b: int) -> dict[str, torch.Tensor]:
                 kp, sc = clip_skeleton(video, a, b, src, layout, view, f"{video.video_id}@{a}", where)
@@ -174,7 +177,10 @@ def window_source(
 
             return views
 
-        return WindowSource({"in_channels": 3, "num_person": view.num_person}, make_skeleton)
+        def skeleton_options(src: str) -> dict[str, Any]:
+            return {"in_channels": 3, "num_person": view.num_person, "layout": layout_for(src).name}
+
+        return WindowSource(skeleton_options, make_skeleton)
     # PoseConv3D: windows compacted and rendered as build-heatmaps and the test view do
     from mgcli.data.base import clip_keypoints
     from mgcli.data.heatmaps import channels, render_test_views
@@ -205,7 +211,7 @@ def window_source(
 
         return views
 
-    return WindowSource({"in_channels": num_channels}, make_heatmaps)
+    return WindowSource(lambda src: {"in_channels": num_channels}, make_heatmaps)
 
 
 def read_detector(
@@ -279,11 +285,9 @@ def detect(
             vids = sorted(set(pf.clips.loc[pf.clips["split"] == opts.split, "video_id"].astype(str)))
             if not vids:
                 raise MgError(f"no {opts.split} videos in the clip table (--split all scans every video)", poses)
-        data_options = dict(source.data_options)
-        if kind == "poses":  # the layout it trained on (older checkpoints: the view's, else this file's)
-            trained = state.get("data_options", {}).get("layout")
-            data_options["layout"] = get_layout(cfg.data.view.get("layout") or trained or pf.layout).name
-        model = build_for_data(cfg, len(class_names), kind, data_options, checkpoint, load_pretrained=False)
+        model = build_for_data(
+            cfg, len(class_names), kind, source.options(pf.layout), checkpoint, load_pretrained=False
+        )
         try:
             model.load_inference_state(state["state_dict"])
         except MgError as e:

@@ -32,6 +32,7 @@ from mgcli.dataset.release import probe_video
 from mgcli.errors import DataError, MgError
 from mgcli.io.atomic import atomic_output, check_output
 from mgcli.online.detect import DetectOptions, detect, read_detector
+from mgcli.online.timeline import draw_segments
 
 OUTPUTS = ("segments.csv", "timeline.png")
 
@@ -76,6 +77,7 @@ def plot_confidence_timeline(
     if bg is not None:
         fg[:, bg] = -1
     t = np.arange(len(scores)) / fps
+    span = max(len(t) / fps, 1e-3)
     cmap = plt.get_cmap("tab20")
     fig, (ax, bx) = plt.subplots(2, 1, figsize=(12, 3.4), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
     ax.plot(t, fg.max(1), color="black", linewidth=0.8, label="best gesture class")
@@ -84,15 +86,13 @@ def plot_confidence_timeline(
     for r in det.itertuples():
         a, b = r.start, r.end + 1
         ax.fill_between(t[a:b], 0, scores[a:b, int(r.label)], color=cmap(int(r.label) % 20), alpha=0.5)
-        bx.add_patch(plt.Rectangle((a / fps, 0.1), (b - a) / fps, 0.8, color=cmap(int(r.label) % 20)))
-        if (b - a) / fps > t[-1] / 40 if len(t) else False:
-            bx.text((a + b) / 2 / fps, 0.5, class_names[int(r.label)], ha="center", va="center", fontsize=6)
+    draw_segments(bx, det, 0, class_names, 1 / fps, span)
     ax.set_ylim(0, 1)
     ax.set_ylabel("confidence")
     ax.legend(loc="upper right", fontsize=7)
     bx.set_yticks([0.5], ["segments"])
     bx.set_ylim(0, 1)
-    bx.set_xlim(0, max(len(t) / fps, 1e-3))
+    bx.set_xlim(0, span)
     bx.set_xlabel("seconds")
     ax.set_title(title, fontsize=9)
     fig.tight_layout()
