@@ -149,7 +149,10 @@ def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None 
     kind = data_kind(cfg, path)
     view = view_config(kind, cfg.data.view, path)
     extra: dict[str, Any] = {"streams": list(cfg.data.streams)} if kind == "embeddings" else {}
-    return KINDS[kind].dataset(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None, **extra)
+    ds = KINDS[kind].dataset(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None, **extra)
+    if cfg.data.render_on == "cuda":
+        ds.defer_rendering()  # training views only; test views are rendered (or read) as ever
+    return ds
 
 
 def split_names(path: str | Path) -> set[str]:

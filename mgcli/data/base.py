@@ -14,7 +14,7 @@ converts them to a layout.
 from __future__ import annotations
 
 import abc
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -47,6 +47,9 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
             raise MgError(f"no {split} clips", self.path)
         self.clip_ids: list[str] = self.table["clip_id"].astype(str).tolist()
         self.labels = self.table["label"].to_numpy(np.int64)
+        # Inputs whose last step is left to the run's device (data.render_on: cuda): {input name:
+        # what finishes a batch of them there}. Such an input's samples carry a person axis first.
+        self.deferred: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {}
 
     def read_meta(self, f: Any) -> None:
         """Read what the subclass needs from the open artifact (called once, in ``__init__``)."""
@@ -62,6 +65,29 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
         """The model options this data fixes (``in_channels``, a skeleton's ``layout``, nested for
         two-modality models), checked against the run's ``model`` section."""
 
+    def defer_rendering(self) -> None:
+        """Leave the training samples' heatmaps to the run's device (``data.render_on: cuda``):
+        datasets that render heatmaps fill :attr:`deferred`; the rest refuse."""
+        raise MgError(
+            "data.render_on: cuda renders heatmaps in the training step, and this data has none to render "
+            "(PoseConv3D and RGBPoseConv3D inputs have)",
+            self.path,
+        )
+
+    def collate(self, samples: list[tuple[dict[str, torch.Tensor], int]]) -> Any:
+        """Samples -> a batch (torch's default collation); deferred inputs are first padded with
+        empty persons to the batch's most."""
+        if self.deferred:
+            most = {k: max(s[k].shape[0] for s, _ in samples) for k in self.deferred}
+            samples = [({k: pad_persons(v, most[k]) if k in most else v for k, v in s.items()}, y) for s, y in samples]
+        return torch.utils.data.default_collate(samples)
+
+    def device_batch(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """A training batch on the run's device, finished there (the deferred inputs rendered)."""
+        for key, finish in self.deferred.items():
+            batch[key] = finish(batch[key])
+        return batch
+
     def rng(self, i: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, self._epoch, i])
 
@@ -76,6 +102,12 @@ class ClipDataset(ProcessLocalArtifact, torch.utils.data.Dataset, abc.ABC):
     @abc.abstractmethod
     def test_sample(self, i: int) -> dict[str, torch.Tensor]:
         """The fixed test views of clip ``i`` (a leading view axis on every tensor)."""
+
+
+def pad_persons(x: torch.Tensor, persons: int) -> torch.Tensor:
+    """``x`` with zero rows appended to its first (person) axis up to ``persons``."""
+    missing = persons - x.shape[0]
+    return torch.cat([x, x.new_zeros((missing, *x.shape[1:]))]) if missing > 0 else x
 
 
 def clip_keypoints(

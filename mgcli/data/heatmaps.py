@@ -25,7 +25,7 @@ from mgcli.data.transforms import (
     uniform_sample,
 )
 from mgcli.errors import MgError
-from mgcli.heatmaps.render import generate
+from mgcli.heatmaps.render import BatchRender, generate, pack_keypoints
 from mgcli.io.heatmaps import HeatmapsFile
 from mgcli.pose.layouts import Layout, get_layout
 
@@ -114,9 +114,16 @@ class HeatmapClips(ClipDataset):
     def data_options(self) -> dict[str, Any]:
         return {"in_channels": self.num_channels}
 
+    def defer_rendering(self) -> None:
+        if self.train:
+            size = (self.view.train_size, self.view.train_size)
+            self.deferred = {"x": BatchRender(size, self.sigma, self.kind, self.limbs)}
+
     def train_sample(self, i: int, rng: np.random.Generator) -> dict[str, torch.Tensor]:
         kp, sc = self.open().keypoints(self.clip_ids[i])
         kp, sc, shape = train_view(kp, sc, self.size, self.layout.flip_index, self.view, rng)
+        if self.deferred:  # data.render_on: cuda
+            return {"x": pack_keypoints(kp, sc)}
         return {"x": generate(kp, sc, shape, self.sigma, kind=self.kind, limbs=self.limbs)}
 
     def test_sample(self, i: int) -> dict[str, torch.Tensor]:

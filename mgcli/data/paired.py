@@ -50,7 +50,7 @@ from mgcli.data.transforms import (
     uniform_sample,
 )
 from mgcli.errors import MgError
-from mgcli.heatmaps.render import generate
+from mgcli.heatmaps.render import BatchRender, generate, pack_keypoints
 from mgcli.io.frames import FramesFile
 from mgcli.pose.layouts import get_layout
 
@@ -244,9 +244,21 @@ class RGBPoseClips(PairedClips):
     def data_options(self) -> dict[str, Any]:
         return {"rgb": {"in_channels": 3}, "pose": {"in_channels": self.num_channels["pose"]}}
 
+    def defer_rendering(self) -> None:
+        if self.train:
+            hs = self.heatmap_size(self.view.train_size)
+            self.deferred = {"pose": BatchRender((hs, hs), self.view.sigma, self.view.kind, self.limbs)}
+
+    def heatmap_size(self, size: int) -> int:
+        return max(1, int(round(size * self.view.scaling)))
+
     def pose_views(self, kp: np.ndarray, sc: np.ndarray, size: int, shape: tuple[int, ...]) -> torch.Tensor:
-        """Heatmaps ``[C, K, T_pose, hs, hs]`` with ``hs = size * scaling``."""
-        hs = max(1, int(round(size * self.view.scaling)))
+        """Heatmaps ``[C, K, T_pose, hs, hs]`` with ``hs = size * scaling`` (with ``data.render_on:
+        cuda``, the keypoints to render them from: ``[C, M, T_pose, V, 3]``, :class:`BatchRender`)."""
+        hs = self.heatmap_size(size)
+        if self.deferred:
+            packed = pack_keypoints(kp * (hs / size), sc)  # [M, C * T_pose, V, 3]
+            return packed.view(packed.shape[0], *shape, *packed.shape[2:]).transpose(0, 1)
         vol = generate(kp * (hs / size), sc, (hs, hs), self.view.sigma, kind=self.view.kind, limbs=self.limbs)
         return vol.reshape(vol.shape[0], *shape, hs, hs).transpose(0, 1)
 

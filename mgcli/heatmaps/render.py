@@ -54,13 +54,14 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from mgcli.pose.layouts import COCO17_LIMBS  # PoseConv3D's default skeleton, defined once
 
-__all__ = ["COCO17_LIMBS", "generate"]
+__all__ = ["COCO17_LIMBS", "BatchRender", "generate", "pack_keypoints"]
 
 
 _SEG = 8  # pixels per limb-window segment
@@ -145,6 +146,31 @@ def generate(
                 _limb_maps(pose, limbs, sigma, eps, out)
         result = out.tensor()
         return result if result.dtype == dtype else result.to(dtype)
+
+
+def pack_keypoints(keypoint: np.ndarray, keypoint_score: np.ndarray) -> torch.Tensor:
+    """Keypoints ``[..., V, 2]`` and scores ``[..., V]`` as one float32 tensor ``[..., V, 3]``
+    (x, y, score): what a sample carries when its heatmaps are rendered later (:class:`BatchRender`)."""
+    return torch.from_numpy(np.concatenate([keypoint, keypoint_score[..., None]], -1).astype(np.float32, copy=False))
+
+
+@dataclass(frozen=True)
+class BatchRender:
+    """Render a batch of packed keypoints ``[B, M, T, V, 3]`` (:func:`pack_keypoints`; clips with
+    fewer persons padded with score-0 persons, which draw nothing) into heatmaps ``[B, C, T, H, W]``
+    with one :func:`generate` call on the batch's device: the clips become consecutive frames of
+    one volume. Each clip's maps are the ones :func:`generate` draws for it alone."""
+
+    size: tuple[int, int]
+    sigma: float
+    kind: str = "joint"
+    limbs: tuple[tuple[int, int], ...] | None = None
+
+    def __call__(self, packed: torch.Tensor) -> torch.Tensor:
+        b, m, t, v, _ = packed.shape
+        pts = packed.transpose(0, 1).reshape(m, b * t, v, 3)
+        vol = generate(pts[..., :2], pts[..., 2], self.size, self.sigma, kind=self.kind, limbs=self.limbs)
+        return vol.view(vol.shape[0], b, t, *vol.shape[2:]).transpose(0, 1).contiguous()
 
 
 class _Output:

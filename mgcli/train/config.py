@@ -29,6 +29,10 @@ class DataConfig:
     streams: tuple[str, ...] = ()  # emotion models: more embeddings.h5 files (one per stream) besides data.path
     view: dict[str, Any] = field(default_factory=dict)  # the dataset's view options (clip_len, sizes, ...)
     workers: int = 2  # DataLoader workers per process
+    # Where training heatmaps are rendered (PoseConv3D and RGBPoseConv3D): "cpu" in the DataLoader
+    # workers; "cuda" in the training step, one batch at a time on the run's device (the GPU, so a
+    # multi-GPU node is not bound by CPU rendering; a CPU-only run takes the same path on its CPU).
+    render_on: Literal["cpu", "cuda"] = "cpu"
     train_split: str = "train"
     val_split: str = "val"
     test_split: str = "test"

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,6 +69,8 @@ class Run:
     amp: bool
     channels_last: bool
     budget: Budget | None = None  # set by train() once the training split is open
+    # completes a training batch on the device (the training dataset's device_batch; set by train())
+    finish_batch: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "val_top1": None})
@@ -164,6 +167,7 @@ def train(
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
     val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in run.plan.splits else None
     run.budget = budget(cfg, len(train_ds), ctx.world)
+    run.finish_batch = train_ds.device_batch
     reporter.message(
         f"{cfg.name}: {cfg.model['name']} ({run.plan.params / 1e6:.2f} M parameters) on {len(train_ds)} "
         f"{cfg.data.train_split} clips, {ctx.world} process(es) on {ctx.device.type}, "
@@ -211,7 +215,7 @@ def train_step(
     """One optimiser step on a batch at learning rate ``lr``; the batch's loss. The model's loss
     terms are summed; their values are added to ``parts`` (times the batch size) when given."""
     cfg, model = run.cfg, run.model
-    x, y = to_device(x, run.ctx, run.channels_last), y.to(run.ctx.device, non_blocking=True)
+    x, y = to_device(x, run.ctx, run.channels_last, run.finish_batch), y.to(run.ctx.device, non_blocking=True)
     for group in run.optimizer.param_groups:
         group["lr"] = lr
     with autocast(run.ctx, run.amp):
@@ -241,6 +245,7 @@ def train_epoch(run: Run, dataset: Any, epoch: int) -> dict[str, Any]:
         num_workers=cfg.data.workers,
         pin_memory=ctx.cuda,
         drop_last=False,
+        collate_fn=dataset.collate,
     )
     iters = len(loader)
     run.net.train()

@@ -3,6 +3,7 @@ models, the scores CSVs and metrics a run writes, and ``mg evaluate``."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -50,14 +51,20 @@ def channels_last_3d(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def to_device(batch: dict[str, torch.Tensor], ctx: Context, channels_last: bool) -> dict[str, torch.Tensor]:
-    """A batch of named inputs on the run's device (5-D ones channels_last_3d when asked)."""
-    out = {}
-    for k, x in batch.items():
-        x = x.to(ctx.device, non_blocking=True)
-        if channels_last and x.dim() == 5:
-            x = x.contiguous(memory_format=torch.channels_last_3d)
-        out[k] = x
+def to_device(
+    batch: dict[str, torch.Tensor],
+    ctx: Context,
+    channels_last: bool,
+    finish: Callable[[dict[str, torch.Tensor]], dict[str, torch.Tensor]] | None = None,
+) -> dict[str, torch.Tensor]:
+    """A batch of named inputs on the run's device, completed there by ``finish`` (a dataset's
+    :meth:`~mgcli.data.base.ClipDataset.device_batch`: heatmaps rendered with data.render_on: cuda),
+    5-D ones then channels_last_3d when asked."""
+    out = {k: x.to(ctx.device, non_blocking=True) for k, x in batch.items()}
+    if finish is not None:
+        out = finish(out)
+    if channels_last:
+        out = {k: x.contiguous(memory_format=torch.channels_last_3d) if x.dim() == 5 else x for k, x in out.items()}
     return out
 
 
