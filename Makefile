@@ -9,6 +9,7 @@
 #   make reproduce-online DATA=/path/to/release   MiGA Track 2: background-aware 2s-AGCN, mg detect, submission
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test-mmpose needs it)
 #   make bench   the benchmarks in tests/benchmarks/
+#   make bench-peers   mgcli next to mmaction2 1.2.0 itself (heatmaps, training steps, data pipeline)
 #   make bench-real AR_DATA=AR.data.rda   skeleton models vs baselines on real skeletons (about 70 min)
 #   make lint    ruff check and ruff format --check (config in pyproject.toml)
 
@@ -26,7 +27,7 @@ else
 TORCH  ?= torch==2.14.1 torchvision==0.29.1
 endif
 
-.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion demo-online reproduce reproduce-emotion reproduce-online bench bench-real clean clean-demo
+.PHONY: install setup-mmpose test test-mmpose lint demo demo-emotion demo-online reproduce reproduce-emotion reproduce-online bench bench-peers bench-real clean clean-demo
 
 install: $(STAMP)
 
@@ -335,6 +336,26 @@ reproduce-online: install $(OUT)/online/detections.csv
 bench: install
 	@for b in tests/benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
+# mgcli next to the real peer, mmaction2 1.2.0, on the same inputs, A/B alternating (tables in
+# bench-peers/peers.md): (a) heatmaps vs GeneratePoseTarget, (b) one training step of the same
+# PoseConv3D and RGBPoseConv3D, (c) the data pipeline per training sample. mmaction2 lives in a side
+# environment, never in the product's: CPU torch 2.13.0 with numpy < 2, mmengine, mmcv-lite (no
+# compiled ops) and mmaction2 without its dependencies (decord, opencv-contrib are not needed);
+# its wheel misses mmaction/models/localizers/drn, which the side script stubs in-process.
+PEERS := .venv-peers
+PEERS_STAMP := $(PEERS)/.mmaction-installed
+
+$(PEERS_STAMP):
+	test -x $(PEERS)/bin/python || $(PYTHON) -m venv $(PEERS)
+	$(PEERS)/bin/python -m pip install -q --upgrade pip
+	$(PEERS)/bin/python -m pip install -q torch==2.13.0 "numpy<2" mmengine==0.10.7 mmcv-lite==2.1.0 \
+		scipy einops importlib_metadata
+	$(PEERS)/bin/python -m pip install -q --no-deps mmaction2==1.2.0
+	touch $@
+
+bench-peers: install $(PEERS_STAMP)
+	$(PY) tests/benchmarks/peers/bench_peers.py --peer-python $(PEERS)/bin/python --out bench-peers
+
 # Real skeletons of real people (dbcsp's AR.data: 272 OpenPose sequences, 6 gestures): PoseConv3D
 # joint + limb, 2s-AGCN joint + bone and their ensemble, each with its recipe (no config file), 3
 # seeds, against a random forest and a temporal CNN. AR.data.rda is data/AR.data.rda of the CRAN
@@ -347,4 +368,4 @@ clean-demo:
 	rm -rf $(DEMO)
 
 clean: clean-demo
-	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -rf $(VENV) $(PEERS) *.egg-info .pytest_cache
