@@ -10,7 +10,7 @@
 #   make setup-mmpose   MMPose + MMDetection for extract-pose --backend mmpose (make test-mmpose needs it)
 #   make bench   the benchmarks in tests/benchmarks/
 #   make bench-peers   mgcli next to mmaction2 1.2.0 itself (heatmaps, training steps, data pipeline)
-#   make bench-real AR_DATA=AR.data.rda   skeleton models vs baselines on real skeletons (about 70 min)
+#   make bench-real AR_DATA=AR.data.rda [JHMDB_DATA=dir]   skeleton models vs baselines on real skeletons
 #   make lint    ruff check and ruff format --check (config in pyproject.toml)
 
 PYTHON ?= python3
@@ -356,13 +356,17 @@ $(PEERS_STAMP):
 bench-peers: install $(PEERS_STAMP)
 	$(PY) tests/benchmarks/peers/bench_peers.py --peer-python $(PEERS)/bin/python --out bench-peers
 
-# Real skeletons of real people (dbcsp's AR.data: 272 OpenPose sequences, 6 gestures): PoseConv3D
+# Real skeletons of real people, each set laid out as a release by its converter in tools/:
+# AR_DATA, dbcsp's AR.data (272 OpenPose sequences, 6 gestures; data/AR.data.rda of the CRAN package,
+# https://github.com/cran/dbcsp), and JHMDB_DATA, a folder with GT_train_1.pkl / GT_test_1.pkl of
+# fandulu/DD-Net (JHMDB's annotated 2D joints, 14 actions, official split 1), when given. PoseConv3D
 # joint + limb, 2s-AGCN joint + bone and their ensemble, each with its recipe (no config file), 3
-# seeds, against a random forest and a temporal CNN. AR.data.rda is data/AR.data.rda of the CRAN
-# package dbcsp (https://github.com/cran/dbcsp); the table lands in bench-real/results.md.
+# seeds, against a random forest and a temporal CNN; tables in bench-real/{ar,jhmdb}/results.md.
 AR_DATA ?= AR.data.rda
+JHMDB_DATA ?=
 bench-real: install
-	$(PY) tests/benchmarks/real/bench_real.py $(AR_DATA) --work bench-real
+	$(PY) tests/benchmarks/real/bench_real.py $(AR_DATA) --work bench-real/ar
+	$(if $(JHMDB_DATA),$(PY) tests/benchmarks/real/bench_real.py $(JHMDB_DATA) --work bench-real/jhmdb)
 
 clean-demo:
 	rm -rf $(DEMO)

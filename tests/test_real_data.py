@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO / "tools"), str(REPO / "tests" / "benchmarks" / "real")]
 
 import ar_data_release  # noqa: E402
+import jhmdb_release  # noqa: E402
 
 runner = CliRunner()
 rdata = pytest.importorskip("rdata")
@@ -230,3 +231,42 @@ def test_pose_views_render_with_their_own_sigma(train_artifacts: Path) -> None:
     # wider blobs: more pixels lit around every joint (peaks at most the joint's score)
     assert (b > 0.1).sum() > 2 * (a > 0.1).sum()
     assert float(a.max()) <= float(b.max()) <= 1.0
+
+
+def test_jhmdb_converter_keeps_the_official_split_and_maps_the_joints(tmp_path: Path) -> None:
+    import pickle
+
+    rng = np.random.default_rng(0)
+    names = ["clap", "golf", "wave"]
+    parts = {}
+    for part, per_class in (("train", 7), ("test", 3)):
+        poses = [rng.normal(0, 0.3, (int(rng.integers(15, 41)), 15, 2)) for _ in range(per_class * len(names))]
+        parts[part] = {"pose": poses, "label": [names[i % 3] for i in range(len(poses))]}
+        with (tmp_path / f"GT_{part}_1.pkl").open("wb") as f:
+            pickle.dump(parts[part], f)
+    counts = jhmdb_release.write_release(jhmdb_release.read_jhmdb(tmp_path), tmp_path / "release")
+    assert counts == {"train": 18, "val": 3, "test": 9}  # 15 % of each class's 7 train clips is val
+    r = runner.invoke(
+        app, ["--quiet", "extract-pose", str(tmp_path / "release"), "--layout", "coco17", "-o", str(tmp_path / "p.h5")]
+    )
+    assert r.exit_code == 0, r.output
+    with PosesFile(tmp_path / "p.h5") as pf:
+        assert pf.class_names == names
+        test = pf.clips[pf.clips.split == "test"].sort_values("video_id")
+        assert test.label.tolist() == [names.index(n) for n in parts["test"]["label"]]
+        # the test clips are the official test part, in order, with all their frames
+        first = pf[test.video_id.iloc[0]]
+        want = parts["test"]["pose"][0]
+        assert first.keypoint.shape[1] == len(want)
+        lw = 11  # JHMDB's right wrist -> BODY_25 4 -> coco17 right_wrist
+        from mgcli.pose.layouts import get_layout
+
+        coco = get_layout("coco17")
+        assert np.allclose(first.keypoint[0, :, coco.index("right_wrist")], 200 * want[:, lw] + [640, 360], atol=1e-3)
+        assert (first.keypoint_score[0, :, coco.index("left_eye")] == 0).all()  # no eyes in JHMDB
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    (bad / "GT_train_1.pkl").write_bytes(pickle.dumps({"pose": [np.zeros((3, 14, 2))], "label": ["clap"]}))
+    (bad / "GT_test_1.pkl").write_bytes((tmp_path / "GT_test_1.pkl").read_bytes())
+    with pytest.raises(SystemExit, match="expected T x 15 x 2"):
+        jhmdb_release.read_jhmdb(bad)

@@ -1,9 +1,17 @@
 """Real skeletons of real people: every skeleton model of the project against simple baselines.
 
-    make bench-real AR_DATA=path/to/AR.data.rda      (or: python tests/benchmarks/real/bench_real.py RDA)
+    make bench-real AR_DATA=path/to/AR.data.rda [JHMDB_DATA=folder]
+    python tests/benchmarks/real/bench_real.py SOURCE [--work DIR]     (SOURCE: AR.data.rda or a folder)
 
-The data is AR.data of the CRAN package dbcsp (see ``tools/ar_data_release.py``): 272 OpenPose
-BODY_25 sequences of real people, 6 gestures, fixed stratified split (train 164, val 42, test 66).
+Two data sets, each laid out as a MiGA release by its converter in ``tools/``:
+
+- ``AR.data.rda``, AR.data of the CRAN package dbcsp (``tools/ar_data_release.py``): 272 OpenPose
+  BODY_25 sequences of 92 frames of real people, 6 gestures, fixed stratified split (train 164,
+  val 42, test 66);
+- a folder holding ``GT_train_1.pkl`` / ``GT_test_1.pkl`` of fandulu/DD-Net: JHMDB's hand-annotated
+  2D joints of real people in films and web videos (``tools/jhmdb_release.py``), 14 actions, 15-40
+  frames, the official split 1 (train 370, val 63, test 176).
+
 Each stage runs through the ``mg`` command line as a user would: ``extract-pose --layout coco17``,
 ``build-heatmaps`` (joint and limb), ``train-branch`` for PoseConv3D joint and limb and 2s-AGCN
 joint and bone, ``ensemble`` of the four (equal weights); next to them, a random forest and a small
@@ -36,6 +44,7 @@ sys.path[:0] = [str(HERE), str(REPO / "tools")]
 
 import ar_data_release  # noqa: E402
 import baselines  # noqa: E402
+import jhmdb_release  # noqa: E402
 
 MG = [sys.executable, "-m", "mgcli"]
 # The CPU size of each model: a quarter of the width (the sample configs'), 32 frames, and for
@@ -74,10 +83,24 @@ def top1(scores_csv: Path) -> float:
     return float((probs.argmax(1) == df["label"].to_numpy()).mean())
 
 
-def prepare(rda: Path, work: Path) -> None:
+def data_set(source: Path) -> str:
+    """``ar`` for AR.data.rda, ``jhmdb`` for a folder of DD-Net's JHMDB pickles."""
+    if source.is_dir():
+        if not (source / "GT_train_1.pkl").is_file():
+            sys.exit(f"error: {source}: no GT_train_1.pkl (data/JHMDB of fandulu/DD-Net)")
+        return "jhmdb"
+    if not source.is_file():
+        sys.exit(f"error: {source}: not found (AR.data.rda: git show HEAD:data/AR.data.rda of cran/dbcsp)")
+    return "ar"
+
+
+def prepare(source: Path, work: Path) -> None:
     release = work / "release"
     if not (release / "label_map.csv").is_file():
-        ar_data_release.write_release(ar_data_release.read_ar_data(rda), release)
+        if data_set(source) == "jhmdb":
+            jhmdb_release.write_release(jhmdb_release.read_jhmdb(source), release)
+        else:
+            ar_data_release.write_release(ar_data_release.read_ar_data(source), release)
     if not (work / "poses.h5").is_file():
         mg("extract-pose", str(release), "--layout", "coco17", "-o", str(work / "poses.h5"))
     for kind in ("joint", "limb"):
@@ -169,8 +192,8 @@ def table(results: dict[str, dict[str, dict]], seeds: list[int]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(description="Skeleton models vs baselines on real skeletons (dbcsp AR.data).")
-    p.add_argument("rda", type=Path, help="AR.data.rda of the dbcsp package")
+    p = argparse.ArgumentParser(description="Skeleton models vs baselines on real skeletons (AR.data, JHMDB).")
+    p.add_argument("source", type=Path, help="AR.data.rda of dbcsp, or the folder of DD-Net's JHMDB pickles")
     p.add_argument("--work", type=Path, default=Path("bench-real"), help="working folder (artifacts, runs)")
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     p.add_argument("--size", choices=("cpu", "paper"), default="cpu")
@@ -178,11 +201,10 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at once (one thread each when more than one)")
     p.add_argument("extra", nargs="*", help="config overrides KEY=VALUE for every model run")
     a = p.parse_args(argv)
-    if not a.rda.is_file():
-        sys.exit(f"error: {a.rda}: file not found (AR.data.rda: git show HEAD:data/AR.data.rda of cran/dbcsp)")
+    data_set(a.source)
     a.work.mkdir(parents=True, exist_ok=True)
     t0 = time.perf_counter()
-    prepare(a.rda, a.work)
+    prepare(a.source, a.work)
     results = run_models(a.work, a.seeds, a.models, a.size, a.extra, max(1, a.jobs))
     if a.models != list(MODELS):
         print("a subset of the models: no ensemble, no baselines, no table")
