@@ -23,17 +23,15 @@ with ``--seed`` (default 0) and cut it 60 / 15 / 25 % into train / val / test.
 from __future__ import annotations
 
 import argparse
-import json
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import release_layout  # tools/: the release writer the converters share
 
-from mgcli.dataset.formats import OPENPOSE_POINTS, write_label_csv, write_openpose_xlsx
+from mgcli.dataset.formats import OPENPOSE_POINTS
 
 CLASSES = ("come", "five", "handshake", "hello", "ignore", "look_at")
-FOLDERS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate", "test": "imigue_skeleton_test"}
 FRACTIONS = (0.60, 0.15)  # train, val; the rest is test
 
 
@@ -70,33 +68,18 @@ def split_of(n: int, rng: np.random.Generator) -> list[str]:
 
 def write_release(data: dict[str, list[np.ndarray]], root: Path, seed: int = 0) -> dict[str, int]:
     """Write the release under ``root`` (replaced whole); returns clips per split."""
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
     rng = np.random.default_rng(seed)
-    counts = dict.fromkeys(FOLDERS, 0)
-    test_rows, vid = [], 0
-    for label, name in enumerate(CLASSES):
-        for seq, split in zip(data[name], split_of(len(data[name]), rng), strict=True):
-            vid += 1
-            v = f"{vid:04d}"
-            folder = tmp / FOLDERS[split] / v
-            folder.mkdir(parents=True)
-            kp = np.zeros((len(seq), OPENPOSE_POINTS, 3))
-            kp[:, :25, :2] = seq
-            kp[:, :25, 2] = 1.0
-            write_openpose_xlsx(folder / f"{v}_openpose.xlsx", kp)
-            write_label_csv(folder / f"{v}_label.csv", [(label + 1, 0, len(seq) - 1)])
-            counts[split] += 1
-            if split == "test":
-                test_rows.append(f"{v}_0,{label}")
-    names = "".join(f"{i + 1},{i},{n}\n" for i, n in enumerate(CLASSES))
-    (tmp / "label_map.csv").write_text("raw,label,name\n" + names)
-    (tmp / "test_labels.csv").write_text("clip_id,label\n" + "\n".join(test_rows) + "\n")
-    meta = {"source": "dbcsp AR.data (CRAN, GPL >= 2)", "classes": CLASSES, "seed": seed, "clips": counts}
-    (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return counts
+
+    def sequences():  # noqa: ANN202 - a generator
+        for label, name in enumerate(CLASSES):
+            for seq, split in zip(data[name], split_of(len(data[name]), rng), strict=True):
+                kp = np.zeros((len(seq), OPENPOSE_POINTS, 3))
+                kp[:, :25, :2] = seq
+                kp[:, :25, 2] = 1.0
+                yield split, label, kp
+
+    meta = {"source": "dbcsp AR.data (CRAN, GPL >= 2)", "seed": seed}
+    return release_layout.write_release(root, sequences(), CLASSES, meta)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -40,15 +40,14 @@ pixels of a 1280 x 720 frame by one fixed map for all clips: ``x_px = 640 + 200 
 from __future__ import annotations
 
 import argparse
-import json
 import pickle
-import shutil
 import sys
 from pathlib import Path
 
 import numpy as np
+import release_layout  # tools/: the release writer the converters share
 
-from mgcli.dataset.formats import OPENPOSE_POINTS, write_label_csv, write_openpose_xlsx
+from mgcli.dataset.formats import OPENPOSE_POINTS
 
 JHMDB_CLASSES = (
     "brush_hair", "catch", "clap", "climb_stairs", "golf", "jump", "kick_ball", "pick", "pour", "pullup", "push",
@@ -72,7 +71,6 @@ JOINTS = (
     ("right_ankle", 11),
     ("left_ankle", 14),
 )
-FOLDERS = {"train": "imigue_skeleton_train", "val": "imigue_skeleton_validate", "test": "imigue_skeleton_test"}
 VAL_FRACTION = 0.15
 FRAME = (1280, 720)  # width, height of the pixel frame the coordinates are mapped into
 SCALE = 200.0  # pixels per unit of JHMDB's pos_world
@@ -154,37 +152,18 @@ def write_release(parts: dict[str, list[tuple[str, np.ndarray]]], root: Path, se
     classes = sorted({name for clips in parts.values() for name, _ in clips})
     label_of = {name: i for i, name in enumerate(classes)}
     val = val_slice([name for name, _ in parts["train"]], np.random.default_rng(seed))
-    tmp = root.with_name(root.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    counts = dict.fromkeys(FOLDERS, 0)
-    test_rows, vid = [], 0
-    for part in ("train", "test"):
-        for i, (name, pose) in enumerate(parts[part]):
-            split_name = "test" if part == "test" else "val" if i in val else "train"
-            vid += 1
-            v = f"{vid:04d}"
-            folder = tmp / FOLDERS[split_name] / v
-            folder.mkdir(parents=True)
-            write_openpose_xlsx(folder / f"{v}_openpose.xlsx", to_openpose(pose))
-            write_label_csv(folder / f"{v}_label.csv", [(label_of[name] + 1, 0, len(pose) - 1)])
-            counts[split_name] += 1
-            if split_name == "test":
-                test_rows.append(f"{v}_0,{label_of[name]}")
-    names = "".join(f"{i + 1},{i},{n}\n" for i, n in enumerate(classes))
-    (tmp / "label_map.csv").write_text("raw,label,name\n" + names)
-    (tmp / "test_labels.csv").write_text("clip_id,label\n" + "\n".join(test_rows) + "\n")
+    sequences = (
+        ("test" if part == "test" else "val" if i in val else "train", label_of[name], to_openpose(pose))
+        for part in ("train", "test")
+        for i, (name, pose) in enumerate(parts[part])
+    )
     meta = {
         "source": "JHMDB ground-truth 2D joints (pos_world), pickles of fandulu/DD-Net",
         "official_split": split,
-        "classes": classes,
         "seed": seed,
-        "clips": counts,
         "pixel_map": {"frame": FRAME, "scale": SCALE},
     }
-    (tmp / "dataset.json").write_text(json.dumps(meta, indent=2) + "\n")
-    shutil.rmtree(root, ignore_errors=True)
-    tmp.rename(root)
-    return counts
+    return release_layout.write_release(root, sequences, classes, meta)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -178,9 +178,11 @@ def train(
         row = train_epoch(run, train_ds, epoch)
         last = epoch + 1 == epochs
         if val_ds is not None and val_every > 0 and ((epoch + 1) % val_every == 0 or last):
+            t_val = time.perf_counter()
             preds = run.predict(val_ds, "val")
             top1 = topk_accuracy(preds.probs, preds.labels, 1)
             row["val_top1"], row["val_loss"] = top1, preds.loss
+            row["val_seconds"] = time.perf_counter() - t_val
             if run.best["val_top1"] is None or top1 > run.best["val_top1"]:
                 run.best, run.best_val = {"epoch": epoch + 1, "val_top1": top1}, preds
                 if ctx.main:

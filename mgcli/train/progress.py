@@ -66,9 +66,9 @@ class RichReporter(Reporter):
     def epoch_end(self, row: dict[str, Any]) -> None:
         self._stop()
         parts = [f"epoch {row['epoch']:>3}", f"loss {row['train_loss']:.4f}", f"lr {row['lr']:.2e}"]
-        if row.get("val_top1") is not None:
-            parts.append(f"val top-1 {row['val_top1']:.4f}")
         parts.append(f"{row['seconds']:.1f} s (data wait {100 * row['data_wait']:.0f} %)")
+        if row.get("val_top1") is not None:
+            parts.append(f"val top-1 {row['val_top1']:.4f} ({row.get('val_seconds', 0.0):.1f} s)")
         self.message("  ".join(parts))
 
     def eval_start(self, split: str, clips: int) -> None:

@@ -5,6 +5,8 @@ At the paper's size (``pipelines/imigue_*.yaml``, random init): 2s-AGCN joint an
 (batch 2); and at the sample's size (``pipelines/sample_*.yaml``, the configs the README's sample
 figures come from). Reported per model: parameters, step time (median, the first step left out),
 samples/s, the fraction of the step spent waiting for data, the process's peak resident memory.
+And what a run does besides its steps (``bench_run``): two epochs of the real loop for the
+paper-size 2s-AGCN, with seconds per step inside an epoch, per validation pass and per run.
 Data: the default synthetic sample (frames cached at 128 px, upscaled by the loaders).
 
     .venv/bin/python tests/benchmarks/bench_miga2025.py [--steps 3] [--only sample|paper]
@@ -16,7 +18,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from bench_train import bench, sample_artifacts  # the branches' timing loop and data (this folder is on sys.path)
+from bench_train import bench, bench_run, sample_artifacts  # timing loops and data (this folder is on sys.path)
 
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 
@@ -50,6 +52,8 @@ def main() -> None:
                 continue
             for name, data, config in items:
                 bench(name, data, args.steps, PIPELINES / f"{config}.yaml")
+            if size == "paper":  # a run's epoch is more than its steps: loader start, validation
+                bench_run("2s-AGCN joint (paper size, batch 16)", poses, PIPELINES / "imigue_agcn_joint.yaml", tmp)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,10 @@ from mgcli.dataset.sample import SampleConfig, generate_sample
 from mgcli.heatmaps.build import BuildOptions, build_heatmaps
 from mgcli.pose.extract import ExtractOptions, extract_pose
 from mgcli.train.build import build_for_data
-from mgcli.train.config import load_config
+from mgcli.train.config import RunConfig, load_config
 from mgcli.train.distributed import Context
 from mgcli.train.loop import Run, train_step
-from mgcli.train.optim import make_optimizer
+from mgcli.train.optim import budget, make_optimizer
 from mgcli.train.plan import RunPlan
 from mgcli.train.progress import Reporter
 
@@ -39,17 +39,11 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024**2  # KiB on Linux
 
 
-def bench(name: str, overrides: list[str], steps: int, config: Path | None = None) -> None:
-    """Time ``steps`` training steps of a run config (the first, which starts the workers, left out)."""
-    cfg = load_config(config, [*overrides, "data.workers=2", "train.amp=false"])
-    ds = open_split(cfg, "train", train=True)
-    kind = data_kind(cfg)
-    model = build_for_data(cfg, len(ds.class_names), kind, ds.data_options, load_pretrained=False)  # random init
-    ctx = Context()
-    plan = RunPlan(kind, ds.data_options, list(ds.class_names), frozenset({"train"}), 0)
-    run = Run(
+def step_run(cfg: RunConfig, model: torch.nn.Module, plan: RunPlan, channels_last: bool = False) -> Run:
+    """The state :func:`~mgcli.train.loop.train_step` needs, on the CPU, without AMP."""
+    return Run(
         cfg,
-        ctx,
+        Context(),
         plan,
         model,
         model,
@@ -57,8 +51,17 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
         torch.amp.GradScaler("cuda", enabled=False),
         Reporter(),
         amp=False,
-        channels_last=False,
+        channels_last=channels_last,
     )
+
+
+def bench(name: str, overrides: list[str], steps: int, config: Path | None = None) -> None:
+    """Time ``steps`` training steps of a run config (the first, which starts the workers, left out)."""
+    cfg = load_config(config, [*overrides, "data.workers=2", "train.amp=false"])
+    ds = open_split(cfg, "train", train=True)
+    kind = data_kind(cfg)
+    model = build_for_data(cfg, len(ds.class_names), kind, ds.data_options, load_pretrained=False)  # random init
+    run = step_run(cfg, model, RunPlan(kind, ds.data_options, list(ds.class_names), frozenset({"train"}), 0))
     n = cfg.train.batch_size * (steps + 1)
     loader = torch.utils.data.DataLoader(
         torch.utils.data.Subset(ds, list(range(min(n, len(ds))))),
@@ -87,6 +90,33 @@ def bench(name: str, overrides: list[str], steps: int, config: Path | None = Non
         f"{cfg.train.batch_size / step:.2f} samples/s, waiting for data {100 * sum(waits) / sum(totals):.1f} % "
         f"of step time, peak RSS so far {peak_rss_gb():.2f} GB (2 workers, {torch.get_num_threads()} compute "
         "threads)",
+        flush=True,
+    )
+
+
+def bench_run(name: str, overrides: list[str], config: Path, out: Path, epochs: int = 2) -> None:
+    """What a run does, not only its steps: ``epochs`` epochs of the real training loop (a new
+    loader and its workers every epoch, validation after each, then the test split), timed from
+    the run's own ``metrics.json``: seconds per step inside the epochs, per epoch, per validation
+    pass, and the whole run's wall time."""
+    from mgcli.train.launch import launch
+
+    cfg = load_config(
+        config,
+        [*overrides, f"train.epochs={epochs}", "train.min_steps=0", "train.val_every=1", "data.workers=2"]
+        + [f"out_dir={out}", "name=bench_run", "train.amp=false"],
+    )
+    t0 = time.perf_counter()
+    metrics = launch(cfg, overwrite=True, quiet=True)
+    wall = time.perf_counter() - t0
+    hist = metrics["history"]
+    steps = budget(cfg, len(open_split(cfg, cfg.data.train_split, train=True))).steps
+    train_s = statistics.median(r["seconds"] for r in hist)
+    val_s = statistics.median(r.get("val_seconds", 0.0) for r in hist)
+    print(
+        f"{name}, a {epochs}-epoch run: {steps} steps per epoch, {train_s / steps:.2f} s/step inside an epoch "
+        f"({train_s:.1f} s per epoch with the loader start), validation {val_s:.1f} s per epoch, whole run "
+        f"{wall:.0f} s (test split and start-up included)",
         flush=True,
     )
 

@@ -16,8 +16,9 @@ per-round ratios. Three tables:
     random inputs of the paper's shapes: the PoseConv3D SlowOnly pose branch (base 32, stages
     4-6-3, batch 8 x 17 x 32 x 56^2, as ``pipelines/imigue_pose_joint.yaml``) and RGBPoseConv3D
     (batch 2: 8 x 224^2 RGB + 32 x 56^2 heatmaps, no CMF / PRM). Ours is the project's
-    ``train_step`` with a run's defaults (channels_last on); theirs ``model.train_step`` with an
-    ``OptimWrapper``. The parameter counts must agree.
+    ``train_step`` with a run's defaults (channels_last on; the pose branch also without it, to
+    show what it is worth); theirs ``model.train_step`` with an ``OptimWrapper``. The parameter
+    counts must agree.
 (c) the data pipeline per training sample, one thread each: ours ``HeatmapClips`` (a
     ``heatmaps.h5`` clip: the PoseCompact-ed keypoints are stored by ``build-heatmaps``; frames,
     resize, random resized crop, flip, rendering) vs mmaction2's PoseConv3D keypoint training
@@ -50,6 +51,7 @@ REPO = HERE.parents[2]
 sys.path.insert(0, str(HERE.parent))
 
 from bench_heatmaps_render import skeleton_clip  # noqa: E402 (tests/benchmarks)
+from bench_train import step_run  # noqa: E402
 
 from mgcli.heatmaps.render import generate  # noqa: E402
 
@@ -156,26 +158,26 @@ def bench_heatmaps(peer: Peer, tmp: Path, rounds: int) -> list[dict]:
 # ---- (b) training steps ---------------------------------------------------------------------------
 
 
-def our_step(model_name: str, batch: int, num_classes: int) -> tuple[Callable[[], None], int]:
-    """One of our training steps with a run's defaults, and the model's parameter count."""
+def our_step(
+    model_name: str, batch: int, num_classes: int, extra: tuple[str, ...] = ()
+) -> tuple[Callable[[], None], int]:
+    """One of our training steps with a run's defaults (and ``extra`` overrides), and the model's
+    parameter count."""
     from mgcli.train.build import build_for_data
     from mgcli.train.config import load_config
-    from mgcli.train.distributed import Context
-    from mgcli.train.loop import Run, train_step
-    from mgcli.train.optim import make_optimizer
+    from mgcli.train.loop import train_step
     from mgcli.train.plan import RunPlan
     from mgcli.train.predict import channels_last_3d
-    from mgcli.train.progress import Reporter
 
     torch.manual_seed(0)
     if model_name == "pose":
-        cfg = load_config(REPO / "pipelines/imigue_pose_joint.yaml", [f"train.batch_size={batch}"])
+        cfg = load_config(REPO / "pipelines/imigue_pose_joint.yaml", [f"train.batch_size={batch}", *extra])
         kind, options = "heatmaps", {"in_channels": 17}
         x = {"x": torch.rand(batch, 17, 32, 56, 56)}
     else:
         cfg = load_config(
             REPO / "pipelines/imigue_rgbpose.yaml",
-            [f"train.batch_size={batch}", "model.cmf=false", "model.prm=false"],
+            [f"train.batch_size={batch}", "model.cmf=false", "model.prm=false", *extra],
         )
         kind, options = "rgbpose", {"rgb": {"in_channels": 3}, "pose": {"in_channels": 17}}
         x = {
@@ -187,18 +189,7 @@ def our_step(model_name: str, batch: int, num_classes: int) -> tuple[Callable[[]
         model = channels_last_3d(model)
     model.train()
     plan = RunPlan(kind, options, [str(i) for i in range(num_classes)], frozenset({"train"}), 0)
-    run = Run(
-        cfg,
-        Context(),
-        plan,
-        model,
-        model,
-        make_optimizer(cfg, model),
-        torch.amp.GradScaler("cuda", enabled=False),
-        Reporter(),
-        amp=False,
-        channels_last=cfg.train.channels_last,
-    )
+    run = step_run(cfg, model, plan, channels_last=cfg.train.channels_last)
     y = torch.arange(batch) % num_classes
     return (lambda: train_step(run, x, y, 0.01)), sum(p.numel() for p in model.parameters())
 
@@ -207,12 +198,13 @@ def bench_steps(peer: Peer, rounds: int, steps: int) -> list[dict]:
     torch.set_num_threads(2)
     peer.ask("threads", n=2)
     out = []
-    for label, name, batch in (
-        ("PoseConv3D SlowOnly pose branch, batch 8", "pose", 8),
-        ("RGBPoseConv3D, batch 2", "rgbpose", 2),
+    for label, name, batch, extra in (
+        ("PoseConv3D SlowOnly pose branch, batch 8", "pose", 8, ()),
+        ("  the same, ours without channels_last", "pose", 8, ("train.channels_last=false",)),
+        ("RGBPoseConv3D, batch 2", "rgbpose", 2, ()),
     ):
         theirs_params = peer.ask("build", model=name, batch=batch, num_classes=32, seed=0)["params"]
-        step, ours_params = our_step(name, batch, 32)
+        step, ours_params = our_step(name, batch, 32, extra)
         peer.ask("steps", reps=1)  # warm-up: first-call allocations on both sides
         step()
         res = alternate(
