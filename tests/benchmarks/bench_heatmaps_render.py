@@ -6,6 +6,8 @@ mmaction2's GeneratePoseTarget does: for every frame, every joint (limb), every 
 window patch and merge it with a maximum. Times are medians over 25 rounds; a round times one
 reference call, then ten calls of `generate`, and the speed-up is the median of the per-round
 ratios, so a slow spell of the machine hits both sides alike. Every call returns a fresh array.
+(``make bench-peers`` times mmaction2's own GeneratePoseTarget.) Then, for one person, where the
+time of a call goes: writing the output volume, the fixed cost of a call, the per-instance work.
 """
 
 from __future__ import annotations
@@ -182,6 +184,43 @@ def main() -> None:
             ours_fn()
         ref_t, ours_t, speedup = _interleaved(functools.partial(numpy_reference, kp, score, kind), ours_fn)
         print(f"{label:<34s} {ref_t * 1e3:8.2f} ms {ours_t * 1e3:7.3f} ms {speedup:8.1f}x {diff:11.1e}")
+    for kind in ("joint", "limb"):
+        profile(rng, kind)
+
+
+def _median_ms(fn, reps: int = 200) -> float:  # type: ignore[no-untyped-def]
+    for _ in range(10):
+        fn()
+    ts = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts)) * 1e3
+
+
+def _write_floor(shape: tuple[int, ...]) -> np.ndarray:
+    """What any renderer must do at least: a zeroed output, every cache line of it written."""
+    out = np.zeros(shape, np.float32)
+    out.reshape(-1)[::16] = 0.5
+    return out
+
+
+def profile(rng: np.random.Generator, kind: str) -> None:
+    """Where the time of the 1-person case goes, from the outside: writing the output volume (the
+    floor), the fixed cost of a call (a one-frame clip: Python and torch op dispatch) and the rest,
+    which grows with the instances (windows, gaussians, indices, scatter)."""
+    kp, score = skeleton_clip(rng, 1)
+    total = _median_ms(lambda: generate(kp, score, (SIZE, SIZE), SIGMA, kind=kind))
+    floor = _median_ms(lambda: _write_floor((17, FRAMES, SIZE, SIZE)))
+    fixed = _median_ms(lambda: generate(kp[:, :1], score[:, :1], (SIZE, SIZE), SIGMA, kind=kind))
+    rest = total - floor - fixed
+    parts = {"floor": floor, "fixed": fixed, "rest": rest}
+    share = {k: f"{v:.2f} ms ({100 * v / total:.0f} %)" for k, v in parts.items()}
+    print(
+        f"17 {kind}s, 1 person, {total:.2f} ms: writing the output {share['floor']}, per call {share['fixed']}, "
+        f"per instance {share['rest']}"
+    )
 
 
 if __name__ == "__main__":
