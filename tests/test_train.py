@@ -223,3 +223,19 @@ def test_mg_models_lists_the_models() -> None:
     res = CliRunner().invoke(app, ["models"])
     assert res.exit_code == 0, res.output
     assert "posec3d_slowonly" in res.output and "rgb_slowonly" in res.output
+
+
+def test_validation_on_fewer_clips_keeps_test_views_for_the_scores(train_artifacts: Path, tmp_path: Path) -> None:
+    """train.val_clips: the epochs validate on 1 clip per clip (pyskl's protocol), the best weights'
+    val and test scores still use the test views (data.view.num_clips)."""
+    from mgcli.data import open_split
+    from mgcli.train.predict import evaluate_checkpoint
+
+    args = tiny_pose(train_artifacts, tmp_path, "name=v1", "train.epochs=2", "data.workers=0", "train.val_clips=1")
+    metrics = launch(load_config(None, args), quiet=True)
+    assert all("val_seconds" in r for r in metrics["history"])
+    cfg = load_config(None, tiny_pose(train_artifacts, tmp_path, "name=check"))
+    assert open_split(cfg, "val", train=False, num_clips=1).num_views == 2  # one clip and its flip
+    assert open_split(cfg, "val", train=False).num_views == 4
+    out, _ = evaluate_checkpoint(tmp_path / "v1" / "model.pt", "val", out=tmp_path / "ev.csv")
+    np.testing.assert_allclose(read_scores(tmp_path / "v1" / "scores-val.csv").probs, read_scores(out).probs, atol=1e-6)

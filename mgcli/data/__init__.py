@@ -143,11 +143,16 @@ def _check_positive(view: Any, prefix: str, where: str | Path | None) -> None:
             raise MgError(f"{prefix}{f.name} must not be negative, got {value}", where)
 
 
-def open_split(cfg: RunConfig, split: str, train: bool, path: str | Path | None = None) -> ClipDataset:
-    """The dataset of one split of ``data.path`` (or ``path``)."""
+def open_split(
+    cfg: RunConfig, split: str, train: bool, path: str | Path | None = None, num_clips: int = 0
+) -> ClipDataset:
+    """The dataset of one split of ``data.path`` (or ``path``); ``num_clips`` > 0 replaces the
+    view's test clips per clip (views without them are as they are)."""
     path = Path(path or cfg.data.path)
     kind = data_kind(cfg, path)
     view = view_config(kind, cfg.data.view, path)
+    if num_clips > 0 and hasattr(view, "num_clips"):
+        view = dataclasses.replace(view, num_clips=num_clips)
     extra: dict[str, Any] = {"streams": list(cfg.data.streams)} if kind == "embeddings" else {}
     ds = KINDS[kind].dataset(path, split, train, view, seed=cfg.seed, poses=cfg.data.poses or None, **extra)
     if cfg.data.render_on == "cuda":

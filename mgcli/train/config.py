@@ -74,6 +74,9 @@ class TrainConfig:
     amp: bool = True  # CUDA only: float16 autocast + gradient scaling
     channels_last: bool = True  # channels_last_3d memory format (CUDA, and 1.3-2x faster on CPU too)
     val_every: int = 1  # evaluate on the validation split every N epochs (0: only at the end)
+    # Test clips per validation clip during training (pyskl validates on 1, tests on 10); 0: the
+    # test views (data.view.num_clips). The best weights' val and test scores use the test views.
+    val_clips: int = 0
     eval_batch_size: int = 2  # clips per evaluation batch (each clip has several views)
     late_fusion: tuple[float, float] = (1.0, 1.0)  # two-pathway models: rgb:pose weights of the test-time fusion
     semantic_vectors: str = ""  # class-vector file (GloVe text or .npy): the MiGA 2023 semantic embedding loss
@@ -218,6 +221,7 @@ def load_config(path: str | Path | None, overrides: list[str] = (), recipe: bool
         (t.grad_clip is None or t.grad_clip > 0, f"train.grad_clip must be positive or null, not {t.grad_clip}"),
         (0 <= t.label_smoothing < 1, f"train.label_smoothing must be in [0, 1), not {t.label_smoothing}"),
         (t.val_every >= 0, f"train.val_every must be 0 or more, not {t.val_every}"),
+        (t.val_clips >= 0, f"train.val_clips must be 0 or more, not {t.val_clips}"),
         (t.semantic_weight >= 0, f"train.semantic_weight must be 0 or more, not {t.semantic_weight}"),
         (t.semantic_tau > 0, f"train.semantic_tau must be positive, not {t.semantic_tau}"),
         (cfg.seed >= 0, f"seed must be 0 or more, not {cfg.seed}"),

@@ -165,7 +165,9 @@ def train(
 
     run = start(cfg, ctx, resume, overwrite, reporter, plan)
     train_ds = open_split(cfg, cfg.data.train_split, train=True)
-    val_ds = open_split(cfg, cfg.data.val_split, train=False) if cfg.data.val_split in run.plan.splits else None
+    val_ds = None
+    if cfg.data.val_split in run.plan.splits:
+        val_ds = open_split(cfg, cfg.data.val_split, train=False, num_clips=cfg.train.val_clips)
     run.budget = budget(cfg, len(train_ds), ctx.world)
     run.finish_batch = train_ds.device_batch
     reporter.message(
@@ -299,10 +301,13 @@ def finish(run: Run, val_ds: Any) -> dict[str, Any]:
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
         if split not in plan.splits:
             continue
-        if key == "val" and run.best_val is not None and run.best["epoch"] is not None:
+        test_views = not cfg.train.val_clips  # validation during training used the test views
+        if key == "val" and test_views and run.best_val is not None and run.best["epoch"] is not None:
             preds = run.best_val
+        elif key == "val" and test_views and val_ds is not None:
+            preds = run.predict(val_ds, split)
         else:
-            preds = run.predict(val_ds if key == "val" else open_split(cfg, split, train=False), split)
+            preds = run.predict(open_split(cfg, split, train=False), split)
         if ctx.main:
             splits[key] = write_predictions(preds, run.run_dir, key, plan.class_names)
     metrics: dict[str, Any] = {}
