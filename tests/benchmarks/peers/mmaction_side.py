@@ -62,11 +62,8 @@ LEFT = [1, 3, 5, 7, 9, 11, 13, 15]  # COCO-17, as mmaction2's keypoint configs
 RIGHT = [2, 4, 6, 8, 10, 12, 14, 16]
 
 # ResNet3dSlowOnly as the pose branch the project trains (pipelines/imigue_pose_joint.yaml): base 32,
-# stages (4, 6, 3), temporal strides (1, 1, 1) like the pose pathway of RGBPoseConv3D.
-POSE_BACKBONE = dict(
-    type="ResNet3dSlowOnly",
-    depth=50,
-    pretrained=None,
+# stages (4, 6, 3), temporal strides (1, 1, 1); the pose pathway of RGBPoseConv3D is the same network.
+POSE_NET = dict(
     in_channels=17,
     base_channels=32,
     num_stages=3,
@@ -79,6 +76,7 @@ POSE_BACKBONE = dict(
     temporal_strides=(1, 1, 1),
     dilations=(1, 1, 1),
 )
+POSE_BACKBONE = dict(type="ResNet3dSlowOnly", depth=50, pretrained=None, **POSE_NET)
 RGBPOSE_BACKBONE = dict(
     type="RGBPoseConv3D",
     speed_ratio=4,
@@ -95,25 +93,15 @@ RGBPOSE_BACKBONE = dict(
         with_pool2=False,
     ),
     pose_pathway=dict(
-        num_stages=3,
-        stage_blocks=(4, 6, 3),
+        **POSE_NET,
         lateral=True,
         lateral_inv=True,
         lateral_infl=16,
         lateral_activate=(0, 1, 1),
         fusion_kernel=7,
-        in_channels=17,
-        base_channels=32,
-        out_indices=(2,),
         conv1_kernel=(1, 7, 7),
-        conv1_stride_s=1,
         conv1_stride_t=1,
-        pool1_stride_s=1,
         pool1_stride_t=1,
-        inflate=(0, 1, 1),
-        spatial_strides=(2, 2, 2),
-        temporal_strides=(1, 1, 1),
-        dilations=(1, 1, 1),
         with_pool2=False,
     ),
 )
