@@ -74,7 +74,7 @@ class Run:
     start_epoch: int = 0
     history: list[dict[str, Any]] = field(default_factory=list)
     best: dict[str, Any] = field(default_factory=lambda: {"epoch": None, "val_top1": None})
-    best_val: Predictions | None = None  # the best weights' validation predictions, when made here
+    best_val: Predictions | None = None  # the best weights' validation predictions on the test views, when made here
     t_start: float = field(default_factory=time.perf_counter)
     cpu_start: float = field(default_factory=run_state.cpu_seconds)
 
@@ -176,6 +176,7 @@ def train(
         f"batch {cfg.train.batch_size} per process; {run.budget.describe(cfg)}"
     )
     epochs, val_every = run.budget.epochs, run.budget.val_every(cfg)
+    test_views = not cfg.train.val_clips  # the epochs validate on the test views: their scores are the final ones
     for epoch in range(run.start_epoch, epochs):
         row = train_epoch(run, train_ds, epoch)
         last = epoch + 1 == epochs
@@ -186,7 +187,7 @@ def train(
             row["val_top1"], row["val_loss"] = top1, preds.loss
             row["val_seconds"] = time.perf_counter() - t_val
             if run.best["val_top1"] is None or top1 > run.best["val_top1"]:
-                run.best, run.best_val = {"epoch": epoch + 1, "val_top1": top1}, preds
+                run.best, run.best_val = {"epoch": epoch + 1, "val_top1": top1}, preds if test_views else None
                 if ctx.main:
                     run.save_model(epoch=epoch + 1, val_top1=top1)
         run.history.append(row)
@@ -210,7 +211,7 @@ def train(
                 {"name": cfg.name, "finished": False, "history": run.history, "best": run.best},
             )
         dist_.barrier(ctx)
-    return finish(run, val_ds)
+    return finish(run, val_ds if test_views else None)
 
 
 def train_step(
@@ -288,7 +289,7 @@ def train_epoch(run: Run, dataset: Any, epoch: int) -> dict[str, Any]:
 
 def finish(run: Run, val_ds: Any) -> dict[str, Any]:
     """Evaluate the best weights (or the last ones) on the validation and test splits; write the
-    outputs and ``metrics.json``."""
+    outputs and ``metrics.json``. ``val_ds``: the validation set with the test views, if open."""
     from mgcli.data import open_split
     from mgcli.report import plot_curves
 
@@ -301,13 +302,12 @@ def finish(run: Run, val_ds: Any) -> dict[str, Any]:
     for key, split in (("val", cfg.data.val_split), ("test", cfg.data.test_split)):
         if split not in plan.splits:
             continue
-        test_views = not cfg.train.val_clips  # validation during training used the test views
-        if key == "val" and test_views and run.best_val is not None and run.best["epoch"] is not None:
+        if key == "val" and run.best_val is not None and run.best["epoch"] is not None:
             preds = run.best_val
-        elif key == "val" and test_views and val_ds is not None:
-            preds = run.predict(val_ds, split)
         else:
-            preds = run.predict(open_split(cfg, split, train=False), split)
+            preds = run.predict(
+                val_ds if key == "val" and val_ds is not None else open_split(cfg, split, train=False), split
+            )
         if ctx.main:
             splits[key] = write_predictions(preds, run.run_dir, key, plan.class_names)
     metrics: dict[str, Any] = {}
